@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Constants shared by the dataplane and the control plane. The control plane reads every enum
+ * below from the object's BTF, so a value changed here cannot silently disagree with lib/. */
+#ifndef XVS_CONSTS_H
+#define XVS_CONSTS_H
+
+#define XVS_AF_INET 2	/* AF_INET */
+#define XVS_AF_INET6 10 /* AF_INET6 */
+
+/* Forwarding methods, named as ipvsadm names them. */
+enum xvs_fwd {
+	XVS_FWD_DR = 0,  /* -g gatewaying ("Route"): rewrite the destination MAC */
+	XVS_FWD_NAT = 1, /* -m masquerading ("Masq"): rewrite the destination address and port */
+	XVS_FWD_TUN = 2, /* -i tunnelling ("Tunnel"): IP-in-IP */
+};
+
+/* Schedulers. Table schedulers pick from a precomputed slot table (see sched_table.h). */
+enum xvs_sched {
+	XVS_SCHED_RR = 0,
+	XVS_SCHED_WRR = 1,
+};
+
+enum xvs_svc_flags {
+	XVS_SVC_F_PERSISTENT = 1 << 0,
+	XVS_SVC_F_ONEPACKET = 1 << 1,
+};
+
+enum xvs_dest_flags {
+	XVS_DEST_F_AVAILABLE = 1 << 0,
+	XVS_DEST_F_OVERLOAD = 1 << 1,
+};
+
+/* Direction of a connection-map entry: the client's side, or the reply side of a NAT connection. */
+enum xvs_dir {
+	XVS_DIR_IN = 0,
+	XVS_DIR_REPLY = 1,
+};
+
+/* IPVS TCP states (ip_vs_proto_tcp.c) plus the UDP pseudo-state. */
+enum xvs_conn_state {
+	XVS_TCP_S_NONE = 0,
+	XVS_TCP_S_ESTABLISHED,
+	XVS_TCP_S_SYN_SENT,
+	XVS_TCP_S_SYN_RECV,
+	XVS_TCP_S_FIN_WAIT,
+	XVS_TCP_S_TIME_WAIT,
+	XVS_TCP_S_CLOSE,
+	XVS_TCP_S_CLOSE_WAIT,
+	XVS_TCP_S_LAST_ACK,
+	XVS_TCP_S_LISTEN,
+	XVS_TCP_S_SYNACK,
+	XVS_TCP_S_LAST,
+	XVS_UDP_S_NORMAL = XVS_TCP_S_LAST,
+	XVS_STATE_COUNT,
+};
+
+/* Room for the states in config.timeout: a power of two, so a state masked with
+ * XVS_STATE_SLOTS - 1 is a provably valid index. */
+#define XVS_STATE_SLOTS 16
+
+/* Why the dataplane passed, dropped or forwarded a packet: one per-CPU counter each. */
+enum xvs_reason {
+	XVS_R_FWD_TX = 0,	 /* forwarded back out of the ingress interface (XDP_TX) */
+	XVS_R_FWD_REDIRECT,	 /* forwarded to another interface (bpf_redirect) */
+	XVS_R_PASS_NOT_IP,	 /* not IPv4: passed */
+	XVS_R_PASS_MALFORMED,	 /* truncated or inconsistent L2/L3/L4 header: passed */
+	XVS_R_PASS_FRAGMENT,	 /* IPv4 fragment: passed */
+	XVS_R_PASS_NOT_L4,	 /* neither TCP nor UDP: passed */
+	XVS_R_PASS_NO_SERVICE,	 /* not for a virtual service nor a NAT reply: passed */
+	XVS_R_PASS_NO_CONN,	 /* for a service, no connection, cannot start one (not a SYN) */
+	XVS_R_PASS_NO_DEST,	 /* for a service, no real server available */
+	XVS_R_PASS_NO_NEIGH,	 /* next hop not resolved yet: passed so the kernel resolves it */
+	XVS_R_PASS_FIB,		 /* no usable route (fib lookup failed): passed */
+	XVS_R_PASS_VLAN_EGRESS,	 /* tagged frame whose egress is not its ingress: passed */
+	XVS_R_DROP_DEST_GONE,	 /* connection's real server removed: dropped, connection ended */
+	XVS_R_DROP_CONN_FULL,	 /* connection could not be stored: dropped */
+	XVS_R_PASS_STALE_REPLY,	 /* NAT reply whose connection is gone: passed */
+	XVS_R_UNSUPPORTED_FWD,	 /* forwarding method not built yet: passed */
+	XVS_R_COUNT,
+};
+
+#define XVS_SCHED_MAX_TRIES 64	     /* slots a table scheduler probes before giving up */
+#define XVS_LAST_SEEN_GRANULE_NS (1ULL << 27) /* ~134 ms: last_seen is rewritten at most this often */
+
+#endif

@@ -1,0 +1,163 @@
+// The loaded dataplane: the XDP object, its maps, and typed reads and writes of them.
+// No policy lives here: the Balancer decides what to write.
+import { join } from 'node:path';
+import { BpfObject, type BpfMap, type BpfProgram } from './libbpf.js';
+import { packageRoot } from './native.js';
+import * as L from './layout.js';
+
+export const DEFAULT_MAX_CONNECTIONS = 1 << 20;
+
+/** IPVS's default timeouts (seconds) by connection state, and UDP's. */
+export const DEFAULT_TIMEOUTS: Record<string, number> = {
+  XVS_TCP_S_NONE: 2,
+  XVS_TCP_S_ESTABLISHED: 900,
+  XVS_TCP_S_SYN_SENT: 120,
+  XVS_TCP_S_SYN_RECV: 60,
+  XVS_TCP_S_FIN_WAIT: 120,
+  XVS_TCP_S_TIME_WAIT: 120,
+  XVS_TCP_S_CLOSE: 10,
+  XVS_TCP_S_CLOSE_WAIT: 60,
+  XVS_TCP_S_LAST_ACK: 30,
+  XVS_TCP_S_LISTEN: 120,
+  XVS_TCP_S_SYNACK: 120,
+  XVS_UDP_S_NORMAL: 300,
+};
+
+export interface DataplaneOptions {
+  /** Path of the compiled object; defaults to the package's build/bpf/xvs.bpf.o. */
+  objectPath?: string;
+  maxConnections?: number;
+  maxServices?: number;
+  maxDests?: number;
+}
+
+export type Stats = Omit<L.Decoded<typeof L.stats.fields>, never>;
+
+export const ZERO_STATS: Stats = { conns: 0n, inpkts: 0n, outpkts: 0n, inbytes: 0n, outbytes: 0n };
+
+export function addStats(a: Stats, b: Stats): Stats {
+  return {
+    conns: a.conns + b.conns,
+    inpkts: a.inpkts + b.inpkts,
+    outpkts: a.outpkts + b.outpkts,
+    inbytes: a.inbytes + b.inbytes,
+    outbytes: a.outbytes + b.outbytes,
+  };
+}
+
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+};
+
+export class Dataplane {
+  readonly object: BpfObject;
+  readonly program: BpfProgram;
+  readonly maxServices: number;
+  readonly maxDests: number;
+  /** enum name → value, for every enum of bpf/xvs_consts.h, read from BTF. */
+  readonly enums: ReadonlyMap<string, ReadonlyMap<string, number>>;
+  private readonly maps: Record<string, BpfMap>;
+
+  constructor(opts: DataplaneOptions = {}) {
+    const path = opts.objectPath ?? join(packageRoot(), 'build', 'bpf', 'xvs.bpf.o');
+    const obj = BpfObject.open(path);
+    try {
+      const problems = L.layoutMismatches((name) => obj.btfStruct(name));
+      if (problems.length) throw new Error(`xvs: map layouts disagree with BTF:\n  ${problems.join('\n  ')}`);
+      this.enums = readEnums(obj);
+      this.maxServices = opts.maxServices ?? 65536;
+      this.maxDests = opts.maxDests ?? 262144;
+      obj.setMaxEntries('conns', opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+      for (const m of ['services', 'svc_sched', 'svc_stats']) obj.setMaxEntries(m, this.maxServices);
+      for (const m of ['dests', 'dest_stats', 'nat_reals']) obj.setMaxEntries(m, this.maxDests);
+      obj.load();
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+    this.object = obj;
+    this.program = obj.program('xvs_xdp');
+    this.maps = Object.fromEntries(
+      ['services', 'dests', 'conns', 'svc_sched', 'sched_slots', 'nat_reals', 'svc_stats', 'dest_stats', 'reasons', 'config']
+        .map((m) => [m, obj.map(m)]),
+    );
+    this.writeTimeouts(DEFAULT_TIMEOUTS);
+  }
+
+  map(name: string): BpfMap {
+    const m = this.maps[name];
+    if (!m) throw new Error(`xvs: no map ${name}`);
+    return m;
+  }
+
+  enumValue(enumName: string, name: string): number {
+    const v = this.enums.get(enumName)?.get(name);
+    if (v === undefined) throw new Error(`xvs: enum ${enumName} has no ${name} in the object's BTF`);
+    return v;
+  }
+
+  writeTimeouts(byState: Record<string, number>): void {
+    const cfgMap = this.map('config');
+    const current = L.config.decode(cfgMap.lookup(u32(0))!);
+    const timeout = [...current.timeout];
+    for (const [state, seconds] of Object.entries(byState)) timeout[this.enumValue('xvs_conn_state', state)] = seconds;
+    cfgMap.update(u32(0), L.config.encode({ timeout }));
+  }
+
+  readTimeouts(): Record<string, number> {
+    const { timeout } = L.config.decode(this.map('config').lookup(u32(0))!);
+    const out: Record<string, number> = {};
+    for (const [name, value] of this.enums.get('xvs_conn_state')!) {
+      if (name in DEFAULT_TIMEOUTS) out[name] = timeout[value]!;
+    }
+    return out;
+  }
+
+  /** Sum over CPUs of a per-CPU stats slot. */
+  readStats(map: 'svc_stats' | 'dest_stats', index: number): Stats {
+    const values = this.map(map).lookupPerCpu(u32(index)) ?? [];
+    return values.map((b) => L.stats.decode(b)).reduce(addStats, ZERO_STATS);
+  }
+
+  zeroStats(map: 'svc_stats' | 'dest_stats', index: number): void {
+    this.map(map).updatePerCpu(u32(index), Buffer.alloc(L.stats.size));
+  }
+
+  /** Per-reason packet counts, summed over CPUs, keyed by the enum name without XVS_R_. */
+  readReasons(): Record<string, bigint> {
+    const out: Record<string, bigint> = {};
+    const reasons = this.map('reasons');
+    for (const [name, value] of this.enums.get('xvs_reason')!) {
+      if (name === 'XVS_R_COUNT') continue;
+      const perCpu = reasons.lookupPerCpu(u32(value)) ?? [];
+      out[name.replace(/^XVS_R_/, '').toLowerCase()] = perCpu.reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
+    }
+    return out;
+  }
+
+  zeroReasons(): void {
+    const reasons = this.map('reasons');
+    for (const value of this.enums.get('xvs_reason')!.values()) {
+      if (value < reasons.maxEntries) reasons.updatePerCpu(u32(value), Buffer.alloc(8));
+    }
+  }
+
+  close(): void {
+    this.object.close();
+  }
+}
+
+function readEnums(obj: BpfObject): Map<string, Map<string, number>> {
+  const names = ['xvs_fwd', 'xvs_sched', 'xvs_svc_flags', 'xvs_dest_flags', 'xvs_dir', 'xvs_conn_state', 'xvs_reason'];
+  return new Map(
+    names.map((n) => {
+      const e = obj.btfEnum(n);
+      if (!e) throw new Error(`xvs: enum ${n} is not in the object's BTF`);
+      return [n, new Map(e.map((v) => [v.name, v.value]))];
+    }),
+  );
+}
+
+export { u32 };

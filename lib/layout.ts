@@ -1,0 +1,158 @@
+// Codecs for the dataplane's map keys and values. The layouts are those of bpf/xvs_structs.h;
+// checkLayouts() compares every codec with the object's BTF, so a field moved in C fails loudly
+// at load instead of silently corrupting maps.
+
+type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'addr' | 'u32x16';
+
+interface FieldSpec<K extends FieldKind = FieldKind> {
+  readonly offset: number;
+  readonly kind: K;
+}
+
+type Value<K extends FieldKind> = K extends 'u64'
+  ? bigint
+  : K extends 'addr'
+    ? Buffer
+    : K extends 'u32x16'
+      ? number[]
+      : number;
+
+export type Decoded<S extends Record<string, FieldSpec>> = { [F in keyof S]: Value<S[F]['kind']> };
+
+const SIZES: Record<FieldKind, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, addr: 16, u32x16: 64 };
+
+export class StructCodec<S extends Record<string, FieldSpec>> {
+  constructor(
+    readonly cName: string,
+    readonly size: number,
+    readonly fields: S,
+  ) {}
+
+  /** Encodes a record; fields left out are zero. */
+  encode(value: Partial<Decoded<S>>): Buffer {
+    const buf = Buffer.alloc(this.size);
+    for (const [name, spec] of Object.entries(this.fields)) {
+      const v = (value as Record<string, unknown>)[name];
+      if (v !== undefined) write(buf, spec, v);
+    }
+    return buf;
+  }
+
+  decode(buf: Buffer): Decoded<S> {
+    const out: Record<string, unknown> = {};
+    for (const [name, spec] of Object.entries(this.fields)) out[name] = read(buf, spec);
+    return out as Decoded<S>;
+  }
+}
+
+function write(buf: Buffer, { offset, kind }: FieldSpec, v: unknown): void {
+  switch (kind) {
+    case 'u8': buf.writeUInt8(v as number, offset); break;
+    case 'u16': buf.writeUInt16LE(v as number, offset); break;
+    case 'be16': buf.writeUInt16BE(v as number, offset); break;
+    case 'u32': buf.writeUInt32LE(v as number, offset); break;
+    case 'u64': buf.writeBigUInt64LE(v as bigint, offset); break;
+    case 'addr': (v as Buffer).copy(buf, offset, 0, 16); break;
+    case 'u32x16': (v as number[]).forEach((n, i) => buf.writeUInt32LE(n, offset + 4 * i)); break;
+  }
+}
+
+function read(buf: Buffer, { offset, kind }: FieldSpec): unknown {
+  switch (kind) {
+    case 'u8': return buf.readUInt8(offset);
+    case 'u16': return buf.readUInt16LE(offset);
+    case 'be16': return buf.readUInt16BE(offset);
+    case 'u32': return buf.readUInt32LE(offset);
+    case 'u64': return buf.readBigUInt64LE(offset);
+    case 'addr': return Buffer.from(buf.subarray(offset, offset + 16));
+    case 'u32x16': return Array.from({ length: 16 }, (_, i) => buf.readUInt32LE(offset + 4 * i));
+  }
+}
+
+const f = <K extends FieldKind>(offset: number, kind: K): FieldSpec<K> => ({ offset, kind });
+
+export const svcKey = new StructCodec('xvs_svc_key', 24, {
+  addr: f(0, 'addr'), port: f(16, 'be16'), proto: f(18, 'u8'), af: f(19, 'u8'), fwmark: f(20, 'u32'),
+});
+
+export const service = new StructCodec('xvs_service', 24, {
+  id: f(0, 'u32'), flags: f(4, 'u32'), sched: f(8, 'u32'), timeout: f(12, 'u32'),
+  netmask: f(16, 'u32'), schedFlags: f(20, 'u32'),
+});
+
+export const dest = new StructCodec('xvs_dest', 44, {
+  addr: f(0, 'addr'), port: f(16, 'be16'), af: f(18, 'u8'), method: f(19, 'u8'), svc: f(20, 'u32'),
+  gen: f(24, 'u32'), flags: f(28, 'u32'), weight: f(32, 'u32'), uThreshold: f(36, 'u32'),
+  lThreshold: f(40, 'u32'),
+});
+
+export const stats = new StructCodec('xvs_stats', 40, {
+  conns: f(0, 'u64'), inpkts: f(8, 'u64'), outpkts: f(16, 'u64'), inbytes: f(24, 'u64'),
+  outbytes: f(32, 'u64'),
+});
+
+export const connKey = new StructCodec('xvs_conn_key', 40, {
+  saddr: f(0, 'addr'), daddr: f(16, 'addr'), sport: f(32, 'be16'), dport: f(34, 'be16'),
+  proto: f(36, 'u8'), af: f(37, 'u8'), dir: f(38, 'u8'),
+});
+
+export const conn = new StructCodec('xvs_conn', 48, {
+  lastSeen: f(0, 'u64'), svc: f(8, 'u32'), dest: f(12, 'u32'), destGen: f(16, 'u32'),
+  timeout: f(20, 'u32'), vaddr: f(24, 'addr'), vport: f(40, 'be16'), state: f(42, 'u8'),
+  method: f(43, 'u8'), flags: f(44, 'u32'),
+});
+
+export const schedState = new StructCodec('xvs_sched_state', 16, {
+  cursor: f(0, 'u64'), gen: f(8, 'u32'), len: f(12, 'u32'),
+});
+
+export const slotKey = new StructCodec('xvs_sched_slot_key', 12, {
+  svc: f(0, 'u32'), gen: f(4, 'u32'), slot: f(8, 'u32'),
+});
+
+export const realKey = new StructCodec('xvs_real_key', 20, {
+  addr: f(0, 'addr'), port: f(16, 'be16'), proto: f(18, 'u8'), af: f(19, 'u8'),
+});
+
+export const config = new StructCodec('xvs_config', 64, { timeout: f(0, 'u32x16') });
+
+export const ALL_CODECS: StructCodec<Record<string, FieldSpec>>[] = [svcKey, service, dest, stats, connKey, conn, schedState, slotKey, realKey, config];
+
+export interface BtfStructView {
+  size: number;
+  members: { name: string; offsetBits: number; size: number }[];
+}
+
+/** Names what differs between the codecs and the C structs described by BTF; empty when none. */
+export function layoutMismatches(btf: (cName: string) => BtfStructView | null): string[] {
+  const problems: string[] = [];
+  for (const codec of ALL_CODECS) {
+    const s = btf(codec.cName);
+    if (!s) {
+      problems.push(`struct ${codec.cName}: not in BTF`);
+      continue;
+    }
+    if (s.size !== codec.size) problems.push(`struct ${codec.cName}: size ${s.size}, codec ${codec.size}`);
+    const members = new Map(s.members.map((m) => [snake(m.name), m]));
+    for (const [name, spec] of Object.entries<FieldSpec>(codec.fields)) {
+      const m = members.get(snake(name));
+      if (!m) {
+        problems.push(`${codec.cName}.${snake(name)}: not in BTF`);
+      } else if (m.offsetBits !== spec.offset * 8 || m.size !== SIZES[spec.kind]) {
+        problems.push(
+          `${codec.cName}.${m.name}: offset ${m.offsetBits / 8} size ${m.size}, ` +
+            `codec offset ${spec.offset} size ${SIZES[spec.kind]}`,
+        );
+      }
+    }
+    const covered = new Set(Object.keys(codec.fields).map(snake));
+    for (const m of s.members) {
+      if (!covered.has(m.name) && m.name !== 'pad') problems.push(`${codec.cName}.${m.name}: missing from codec`);
+    }
+  }
+  return problems;
+}
+
+function snake(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}

@@ -1,0 +1,100 @@
+// Weighted round-robin (ip_vs_wrr.c). di = gcd of the weights > 0, mw = max weight - (di - 1);
+// passes with cw = mw, mw - di, ... down to 1 each take, in list order, the servers with
+// weight >= cw. Any change of the list restarts at the list head with cw kept (rounded to the new
+// step) unless it exceeds the new mw. The dataplane walks one period of that sequence.
+import type { SchedChange, SchedDest, SchedPosition, SchedTable, TableScheduler } from './types.js';
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+export function wrrParams(dests: readonly SchedDest[]): { di: number; mw: number } {
+  const g = dests.reduce((acc, d) => (d.weight > 0 ? (acc ? gcd(d.weight, acc) : d.weight) : acc), 0);
+  const di = g || 1;
+  const max = dests.reduce((m, d) => Math.max(m, d.weight), 0);
+  return { di, mw: max - (di - 1) };
+}
+
+/** ip_vs_wrr_dest_changed: the cw the kernel continues with after a change. */
+export function wrrChangedCw(cw: number, di: number, mw: number): number {
+  if (cw > mw || !cw) return mw;
+  if (di > 1) return Math.floor(cw / di) * di + 1;
+  return cw;
+}
+
+export const wrr: TableScheduler = {
+  name: 'wrr',
+  build(dests: readonly SchedDest[], pos: SchedPosition, change: SchedChange): SchedTable {
+    const { di, mw } = wrrParams(dests);
+    const slots: number[] = [];
+    const cws: number[] = [];
+    const cw = change.kind === 'init' ? mw : wrrChangedCw(pos.cw, di, mw);
+    let start = 0;
+    for (let round = mw; round > 0; round -= di) {
+      if (round === cw) start = slots.length;
+      for (const d of dests) {
+        if (d.weight >= round) {
+          slots.push(d.index);
+          cws.push(round);
+        }
+      }
+    }
+    return { slots, cws, start, position: { last: undefined, cw } };
+  },
+};
+
+/** The kernel's wrr, step by step, for differential tests. */
+export class WrrModel {
+  private cl = -1; // position in the list of the current server; -1 = head
+  private cw = 0;
+  private di = 1;
+  private mw = 0;
+
+  constructor(private dests: SchedDest[] = []) {
+    this.setDests(dests);
+    this.cw = this.mw;
+  }
+
+  setDests(next: SchedDest[]): void {
+    this.dests = next;
+    this.cl = -1;
+    ({ di: this.di, mw: this.mw } = wrrParams(next));
+    this.cw = wrrChangedCw(this.cw, this.di, this.mw);
+  }
+
+  schedule(overloaded: (index: number) => boolean = () => false): number | undefined {
+    if (this.mw === 0) return undefined;
+    const n = this.dests.length;
+    const last = this.cl;
+    let pos = this.cl;
+    let lastPass = false;
+    let restarted = false;
+    let stop: number | undefined;
+    for (;;) {
+      for (pos = pos + 1; pos < n; pos++) {
+        const d = this.dests[pos]!;
+        if (!overloaded(d.index) && d.weight >= this.cw) {
+          this.cl = pos;
+          return d.index;
+        }
+        if (pos === stop) {
+          this.cl = pos;
+          return undefined;
+        }
+      }
+      pos = -1;
+      this.cw -= this.di;
+      if (this.cw <= 0) {
+        this.cw = this.mw;
+        if (lastPass || last === -1) {
+          this.cl = pos;
+          return undefined;
+        }
+        restarted = true;
+      }
+      lastPass = this.cw <= this.di;
+      if (lastPass && restarted && last !== -1) stop = last;
+    }
+  }
+}

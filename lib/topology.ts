@@ -308,10 +308,13 @@ function mtuArgs(mtu: number | undefined): string[] {
 }
 
 async function configureEnd(ns: Namespace, dev: string, opts: LinkEndOptions): Promise<LinkEnd> {
-  await ns.exec(['ethtool', '-K', dev, 'tx', 'off', 'gro', 'on']);
   if (opts.ipv4 !== undefined) await ns.addAddress(dev, opts.ipv4);
   if (opts.ipv6 !== undefined) await ns.addAddress(dev, opts.ipv6);
   await ns.ip(['link', 'set', dev, 'up']);
+  // Checksums finished in software, so XDP-forwarded frames arrive valid. GRO only after the
+  // link is up: veth starts the NAPI that receives redirected frames when GRO is switched on
+  // while the device is up; switched on before, redirected frames are silently dropped.
+  await ns.exec(['ethtool', '-K', dev, 'tx', 'off', 'gro', 'on']);
   const [info] = JSON.parse((await ns.ip(['-j', 'link', 'show', 'dev', dev])).stdout) as [
     { ifindex: number; address: string },
   ];

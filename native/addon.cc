@@ -22,7 +22,7 @@ Napi::Value NumPossibleCpus(const Napi::CallbackInfo& info) {
 Napi::Value IfNameToIndex(const Napi::CallbackInfo& info) {
   std::string name = StringArg(info, 0, "name");
   unsigned index = if_nametoindex(name.c_str());
-  if (index == 0) ThrowErrno(info.Env(), ENODEV, "no such interface: " + name);
+  if (index == 0) ThrowError(info.Env(), ENODEV, "no such interface: " + name);
   return Napi::Number::New(info.Env(), index);
 }
 

@@ -67,6 +67,10 @@ int CollectLibbpfPrint(enum libbpf_print_level level, const char* format, va_lis
 void ThrowErrno(Napi::Env env, int err, const std::string& what, const std::string& detail) {
   std::string message = what + ": " + ErrnoMessage(err);
   if (!detail.empty()) message += "\n" + detail;
+  ThrowError(env, err, message);
+}
+
+void ThrowError(Napi::Env env, int err, const std::string& message) {
   Napi::Error error = Napi::Error::New(env, message);
   error.Set("errno", Napi::Number::New(env, err));
   error.Set("code", Napi::String::New(env, ErrnoCode(err)));

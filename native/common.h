@@ -14,6 +14,8 @@ namespace xvs {
 // `detail`, when given, follows on the next lines (libbpf's log, the verifier's log).
 [[noreturn]] void ThrowErrno(Napi::Env env, int err, const std::string& what,
                              const std::string& detail = "");
+// The same error with a message that says it all already ("no such interface: eth9").
+[[noreturn]] void ThrowError(Napi::Env env, int err, const std::string& message);
 
 // libbpf calls return a negative errno on failure.
 inline void Check(Napi::Env env, int ret, const std::string& what) {

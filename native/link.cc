@@ -31,7 +31,7 @@ class Link : public Napi::ObjectWrap<Link> {
 
  private:
   int OpenFd(Napi::Env env) const {
-    if (fd_ < 0) ThrowErrno(env, EBADF, "link is closed");
+    if (fd_ < 0) ThrowError(env, EBADF, "link is closed");
     return fd_;
   }
 
@@ -89,7 +89,7 @@ Napi::Value OpenPinnedLink(const Napi::CallbackInfo& info) {
   Check(env, fd, "bpf_obj_get(" + path + ")");
   if (!FdInfoHas(fd, "link_type:")) {
     close(fd);
-    ThrowErrno(env, EINVAL, path + " is not a BPF link");
+    ThrowError(env, EINVAL, path + " is not a BPF link");
   }
   return NewLink(env, fd);
 }

@@ -81,7 +81,7 @@ class Map : public Napi::ObjectWrap<Map> {
   ~Map() override { CloseFd(); }
 
   int OpenFd(Napi::Env env) const {
-    if (fd_ < 0) ThrowErrno(env, EBADF, "map " + name_ + " is closed");
+    if (fd_ < 0) ThrowError(env, EBADF, "map " + name_ + " is closed");
     return fd_;
   }
 
@@ -107,7 +107,7 @@ class Map : public Napi::ObjectWrap<Map> {
   // The kernel reads exactly keySize/valueBytes bytes behind each pointer we pass.
   void CheckLength(Napi::Env env, size_t actual, size_t expected, const char* what) const {
     if (actual != expected) {
-      ThrowErrno(env, EINVAL,
+      ThrowError(env, EINVAL,
                  "map " + name_ + ": " + what + " is " + std::to_string(actual) +
                      " bytes, expected " + std::to_string(expected));
     }
@@ -204,7 +204,7 @@ class Map : public Napi::ObjectWrap<Map> {
   __u32 CountArg(const Napi::CallbackInfo& info, size_t i, size_t available, size_t each) const {
     __u32 count = U32Arg(info, i, "count");
     if (static_cast<size_t>(count) * each > available) {
-      ThrowErrno(info.Env(), EINVAL,
+      ThrowError(info.Env(), EINVAL,
                  "map " + name_ + ": " + std::to_string(count) + " elements do not fit in " +
                      std::to_string(available) + " bytes");
     }
@@ -287,7 +287,7 @@ Napi::Value OpenPinnedMap(const Napi::CallbackInfo& info) {
   Check(env, fd, "bpf_obj_get(" + path + ")");
   if (!FdInfoHas(fd, "map_type:")) {
     close(fd);
-    ThrowErrno(env, EINVAL, path + " is not a BPF map");
+    ThrowError(env, EINVAL, path + " is not a BPF map");
   }
   return NewMap(env, fd, "");
 }

@@ -52,7 +52,7 @@ class Object : public Napi::ObjectWrap<Object> {
 
  private:
   struct bpf_object* Obj(Napi::Env env) const {
-    if (!obj_) ThrowErrno(env, EBADF, "object " + name_ + " is closed");
+    if (!obj_) ThrowError(env, EBADF, "object " + name_ + " is closed");
     return obj_;
   }
 
@@ -65,7 +65,7 @@ class Object : public Napi::ObjectWrap<Object> {
     bpf_object__for_each_map(map, obj) {
       if (name[0] == '.' && EndsWith(bpf_map__name(map), name)) return map;
     }
-    ThrowErrno(info.Env(), ENOENT, "object " + name_ + " has no map " + name);
+    ThrowError(info.Env(), ENOENT, "object " + name_ + " has no map " + name);
   }
 
   std::string Call(const char* call, const struct bpf_map* map) const {
@@ -148,7 +148,7 @@ class Object : public Napi::ObjectWrap<Object> {
 
   // Every handle owns a dup of the object's fd, so handles and object close independently.
   int Dup(Napi::Env env, int fd, const std::string& what) const {
-    if (fd < 0) ThrowErrno(env, EINVAL, what + " is not loaded: load() the object first");
+    if (fd < 0) ThrowError(env, EINVAL, what + " is not loaded: load() the object first");
     int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (dup < 0) ThrowErrno(env, errno, "dup(" + what + ")");
     return dup;
@@ -164,7 +164,7 @@ class Object : public Napi::ObjectWrap<Object> {
     Napi::Env env = info.Env();
     std::string name = StringArg(info, 0, "program");
     struct bpf_program* program = bpf_object__find_program_by_name(Obj(env), name.c_str());
-    if (!program) ThrowErrno(env, ENOENT, "object " + name_ + " has no program " + name);
+    if (!program) ThrowError(env, ENOENT, "object " + name_ + " has no program " + name);
     int fd = Dup(env, bpf_program__fd(program), "program " + name);
     return NewProgram(env, fd, name, bpf_program__type(program));
   }

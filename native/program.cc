@@ -52,7 +52,7 @@ class Program : public Napi::ObjectWrap<Program> {
 
  private:
   int OpenFd(Napi::Env env) const {
-    if (fd_ < 0) ThrowErrno(env, EBADF, "program " + name_ + " is closed");
+    if (fd_ < 0) ThrowError(env, EBADF, "program " + name_ + " is closed");
     return fd_;
   }
 

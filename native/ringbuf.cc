@@ -40,8 +40,10 @@ class RingBuffer : public Napi::ObjectWrap<RingBuffer> {
  private:
   // libbpf is C: a JS exception must not unwind through it. Keep it, stop consuming
   // (libbpf has already moved past this record), and rethrow it from poll().
+  // A callback that closed the ring gets no more records.
   static int OnRecord(void* ctx, void* data, size_t size) {
     auto* self = static_cast<RingBuffer*>(ctx);
+    if (self->closeRequested_) return -1;
     Napi::Env env = self->Env();
     try {
       self->callback_.Call({Napi::Buffer<uint8_t>::Copy(env, static_cast<uint8_t*>(data), size)});
@@ -49,15 +51,18 @@ class RingBuffer : public Napi::ObjectWrap<RingBuffer> {
       self->pending_ = error;
       return -1;
     }
+    self->delivered_++;
     return 0;
   }
 
   Napi::Value Poll(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!ring_) ThrowErrno(env, EBADF, "ring buffer is closed");
+    if (!ring_) ThrowError(env, EBADF, "ring buffer is closed");
+    if (polling_) ThrowError(env, EBUSY, "ring buffer poll() called from its own callback");
     int timeout = static_cast<int>(U32Arg(info, 0, "timeoutMs"));
     polling_ = true;
-    int count = ring_buffer__poll(ring_, timeout);
+    delivered_ = 0;
+    int err = ring_buffer__poll(ring_, timeout);
     polling_ = false;
     if (closeRequested_) Free();
     if (pending_) {
@@ -65,9 +70,9 @@ class RingBuffer : public Napi::ObjectWrap<RingBuffer> {
       pending_.reset();
       throw error;
     }
-    if (count == -EINTR) return Napi::Number::New(env, 0);
-    Check(env, count, "ring_buffer__poll");
-    return Napi::Number::New(env, count);
+    // Negative: a callback stopped the poll (handled above), or epoll failed.
+    if (err < 0 && err != -EINTR && ring_) Check(env, err, "ring_buffer__poll");
+    return Napi::Number::New(env, delivered_);
   }
 
   // A callback may close the ring it is called from: free it once poll() returns.
@@ -92,6 +97,7 @@ class RingBuffer : public Napi::ObjectWrap<RingBuffer> {
   int mapFd_ = -1;
   Napi::FunctionReference callback_;
   std::optional<Napi::Error> pending_;
+  int delivered_ = 0;
   bool polling_ = false;
   bool closeRequested_ = false;
 };

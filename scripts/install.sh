@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what xvs needs on a fresh Debian/Ubuntu machine (as root), then the npm packages, which
+# builds the native addon and the BPF objects. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake make g++ bpftool
+          iproute2 ethtool nftables)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "xvs: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# bpf_fib_lookup, pinning and XDP need bpffs; most systems mount it already.
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+npm ci --no-audit --no-fund

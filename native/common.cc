@@ -1,6 +1,8 @@
 // Errors, libbpf's log and argument checks shared by the handles.
 #include "common.h"
 
+#include <unistd.h>
+
 #include <bpf/libbpf.h>
 
 #include <cstdarg>
@@ -136,5 +138,15 @@ const HandleInit& TakeHandleInit(const Napi::CallbackInfo& info, const char* cla
 }
 
 bool IsNullish(const Napi::Value& value) { return value.IsNull() || value.IsUndefined(); }
+
+void OwnedFd::Reset(int fd) {
+  if (fd_ >= 0) close(fd_);
+  fd_ = fd;
+}
+
+int OwnedFd::Open(Napi::Env env, const std::string& what) const {
+  if (fd_ < 0) ThrowError(env, EBADF, what + " is closed");
+  return fd_;
+}
 
 }  // namespace xvs

@@ -17,6 +17,24 @@ namespace xvs {
 // The same error with a message that says it all already ("no such interface: eth9").
 [[noreturn]] void ThrowError(Napi::Env env, int err, const std::string& message);
 
+// An owned file descriptor, closed when reset or destroyed.
+class OwnedFd {
+ public:
+  OwnedFd() = default;
+  explicit OwnedFd(int fd) : fd_(fd) {}
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() { Reset(); }
+
+  void Reset(int fd = -1);
+  int get() const { return fd_; }
+  // The fd, or a JS error "<what> is closed" once it was reset.
+  int Open(Napi::Env env, const std::string& what) const;
+
+ private:
+  int fd_ = -1;
+};
+
 // libbpf calls return a negative errno on failure.
 inline void Check(Napi::Env env, int ret, const std::string& what) {
   if (ret < 0) ThrowErrno(env, -ret, what);

@@ -24,18 +24,14 @@ class Link : public Napi::ObjectWrap<Link> {
   }
 
   explicit Link(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Link>(info) {
-    fd_ = TakeHandleInit(info, "NativeLink").fd;
+    fd_.Reset(TakeHandleInit(info, "NativeLink").fd);
   }
 
-  ~Link() override { CloseFd(); }
 
  private:
-  int OpenFd(Napi::Env env) const {
-    if (fd_ < 0) ThrowError(env, EBADF, "link is closed");
-    return fd_;
-  }
+  int OpenFd(Napi::Env env) const { return fd_.Open(env, "link"); }
 
-  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_.get()); }
 
   // Asked each time: a detached link reports 0.
   Napi::Value Ifindex(const Napi::CallbackInfo& info) {
@@ -61,16 +57,11 @@ class Link : public Napi::ObjectWrap<Link> {
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    CloseFd();
+    fd_.Reset();
     return info.Env().Undefined();
   }
 
-  void CloseFd() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
-  int fd_ = -1;
+  OwnedFd fd_;
 };
 
 }  // namespace

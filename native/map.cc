@@ -62,7 +62,7 @@ class Map : public Napi::ObjectWrap<Map> {
       close(init.fd);
       ThrowErrno(info.Env(), -err, "bpf_obj_get_info_by_fd(map " + init.name + ")");
     }
-    fd_ = init.fd;
+    fd_.Reset(init.fd);
     // The kernel keeps 15 characters of a name; libbpf knows the whole one.
     name_ = init.name.empty() ? mapInfo.name : init.name;
     type_ = mapInfo.type;
@@ -78,16 +78,12 @@ class Map : public Napi::ObjectWrap<Map> {
     }
   }
 
-  ~Map() override { CloseFd(); }
 
-  int OpenFd(Napi::Env env) const {
-    if (fd_ < 0) ThrowError(env, EBADF, "map " + name_ + " is closed");
-    return fd_;
-  }
+  int OpenFd(Napi::Env env) const { return fd_.Open(env, "map " + name_); }
 
  private:
   Napi::Value Name(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
-  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_.get()); }
   Napi::Value Type(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), type_); }
   Napi::Value KeySize(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), keySize_);
@@ -244,16 +240,11 @@ class Map : public Napi::ObjectWrap<Map> {
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    CloseFd();
+    fd_.Reset();
     return info.Env().Undefined();
   }
 
-  void CloseFd() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
-  int fd_ = -1;
+  OwnedFd fd_;
   std::string name_;
   uint32_t type_ = 0;
   uint32_t keySize_ = 0;

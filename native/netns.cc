@@ -11,20 +11,6 @@ namespace xvs {
 
 namespace {
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 int OpenNamespace(Napi::Env env, const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) ThrowErrno(env, errno, "open(" + path + ")");
@@ -42,8 +28,8 @@ Napi::Value WithNetns(const Napi::CallbackInfo& info) {
   std::string path = StringArg(info, 0, "nsPath");
   if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "fn must be a function");
   const std::string home = "/proc/thread-self/ns/net";
-  Fd saved(OpenNamespace(env, home));
-  Fd target(OpenNamespace(env, path));
+  OwnedFd saved(OpenNamespace(env, home));
+  OwnedFd target(OpenNamespace(env, path));
   Enter(env, target.get(), path);
   Napi::Value result;
   try {

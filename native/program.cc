@@ -43,21 +43,17 @@ class Program : public Napi::ObjectWrap<Program> {
 
   explicit Program(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Program>(info) {
     const HandleInit& init = TakeHandleInit(info, "NativeProgram");
-    fd_ = init.fd;
+    fd_.Reset(init.fd);
     name_ = init.name;
     type_ = init.type;
   }
 
-  ~Program() override { CloseFd(); }
 
  private:
-  int OpenFd(Napi::Env env) const {
-    if (fd_ < 0) ThrowError(env, EBADF, "program " + name_ + " is closed");
-    return fd_;
-  }
+  int OpenFd(Napi::Env env) const { return fd_.Open(env, "program " + name_); }
 
   Napi::Value Name(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
-  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_.get()); }
   Napi::Value Type(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), type_); }
 
   Napi::Value TestRun(const Napi::CallbackInfo& info) {
@@ -120,16 +116,11 @@ class Program : public Napi::ObjectWrap<Program> {
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    CloseFd();
+    fd_.Reset();
     return info.Env().Undefined();
   }
 
-  void CloseFd() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
-  int fd_ = -1;
+  OwnedFd fd_;
   std::string name_;
   uint32_t type_ = 0;
 };

@@ -1,6 +1,6 @@
 // The dataplane, frame by frame, through BPF_PROG_TEST_RUN: exact bytes out, checksums checked
 // by an independent routine, and every packet that is not balanced passed untouched and counted.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildFrame, parseFrame, verifyChecksums, type FrameSpec } from './helpers/packet.js';
 import { NET, packetLab, type PacketLab } from './helpers/lb.js';
 
@@ -206,6 +206,57 @@ describe('packets that are not balanced', () => {
       expect(out).toEqual(frame);
     }
     expect(lab.lb.reasons().pass_malformed).toBe(BigInt(bad.length));
+  });
+});
+
+describe('real server changes', () => {
+  const key = { protocol: 'tcp' as const, address: VIP, port: 25 };
+  beforeEach(() => lab.lb.addService(key, { scheduler: 'rr' }));
+  afterEach(() => lab.lb.deleteService(key));
+  const macOf = (frame: Buffer) => parseFrame(lab.run(frame).out).dstMac;
+
+  it('ends the connections of a removed real server: their packets are dropped and counted', () => {
+    lab.lb.addRealServer(key, { address: '10.1.0.11' });
+    lab.lb.addRealServer(key, { address: '10.1.0.12' });
+    const sp = sport++;
+    const first = macOf(tcp(sp, 25, 'S'));
+    const gone = Object.entries(NET.neighbours).find(([, m]) => m === first)![0];
+    lab.lb.deleteRealServer(key, { address: gone });
+    const { verdict } = lab.run(tcp(sp, 25, 'A', 'data'));
+    expect(verdict).toBe('drop');
+    expect(lab.lb.reasons().drop_dest_gone).toBe(1n);
+    // the client's next SYN on that port starts a new connection on a remaining server
+    expect(macOf(tcp(sp, 25, 'S'))).not.toBe(first);
+  });
+
+  it('weight 0 takes no new connections but keeps its established ones', () => {
+    lab.lb.addRealServer(key, { address: '10.1.0.11' });
+    const sp = sport++;
+    expect(macOf(tcp(sp, 25, 'S'))).toBe(NET.neighbours['10.1.0.11']);
+    lab.lb.editRealServer(key, { address: '10.1.0.11' }, { weight: 0 });
+    expect(macOf(tcp(sp, 25, 'A', 'more'))).toBe(NET.neighbours['10.1.0.11']);
+    const { verdict } = lab.run(tcp(sport++, 25, 'S'));
+    expect(verdict).toBe('pass');
+    expect(lab.lb.reasons().pass_no_dest).toBe(1n);
+  });
+});
+
+describe('unresolved next hop', () => {
+  it('passes the packet to the kernel and counts it, and xvs has asked the kernel to resolve it', async () => {
+    const key = { protocol: 'tcp' as const, address: VIP, port: 443 };
+    lab.lb.addService(key, { scheduler: 'rr' });
+    lab.lb.addRealServer(key, { address: '10.1.0.99' }); // nobody answers ARP for it
+    try {
+      const frame = syn(443);
+      const { verdict, out } = lab.run(frame);
+      expect(verdict).toBe('pass');
+      expect(out).toEqual(frame);
+      expect(lab.lb.reasons().pass_no_neigh).toBe(1n);
+      const neigh = (await lab.ns.ip(['neigh', 'show', '10.1.0.99'])).stdout;
+      expect(neigh).toContain('managed');
+    } finally {
+      lab.lb.deleteService(key);
+    }
   });
 });
 

@@ -32,6 +32,8 @@ function load(name: string, globals: Record<string, Record<string, GlobalValue>>
   }
 }
 
+const LOOPBACK_IFINDEX = 1;
+
 /** The context of a non-live test run: the frame arrives on `ifindex`. */
 function xdpContext(ifindex: number): Buffer {
   const ctx = Buffer.alloc(24); // struct xdp_md
@@ -87,11 +89,13 @@ export class Driver {
     }
   }
 
-  /** Runs `repeat` packets; returns the kernel's average nanoseconds per packet and the last verdict. */
-  run(repeat: number, netns: string, ingressIfindex: number): { ns: number; verdict: number; frame: Buffer } {
-    const r = withNetns(netns, () =>
-      this.prog.testRun({ data: Buffer.alloc(FRAME_LEN), ctx: xdpContext(ingressIfindex), repeat }),
-    );
+  /**
+   * Runs `repeat` packets as if received on `ingressIfindex` of `netns` (default: lo of this
+   * namespace); returns the kernel's average ns per packet, the last verdict and the last frame.
+   */
+  run(repeat: number, netns?: string, ingressIfindex = LOOPBACK_IFINDEX): { ns: number; verdict: number; frame: Buffer } {
+    const once = () => this.prog.testRun({ data: Buffer.alloc(FRAME_LEN), ctx: xdpContext(ingressIfindex), repeat });
+    const r = netns ? withNetns(netns, once) : once();
     return { ns: r.durationNs, verdict: r.retval, frame: r.data };
   }
 

@@ -146,12 +146,20 @@ export async function runPerPacket(profile: Profile, progress: Progress): Promis
     bench.harnessNs = median(harness.trials);
     bench.record('harness', 'generator → empty XDP program (harness)', harness.trials, verdictName(harness.verdict));
 
-    const fwd = new Forwarder([{ ifindex: lab.reals.ifindex, dmac: packetLabReal(1).mac, smac: lab.reals.mac }]);
-    try {
-      const r = bench.measure(ack(SERVICE_DR), fwd.program);
-      bench.record('forwarder', 'minimal forwarder (MAC rewrite + redirect)', r.trials, verdictName(r.verdict));
-    } finally {
-      fwd.close();
+    const forwarders = [
+      { key: 'forwarder', name: 'minimal forwarder (MAC rewrite + redirect)',
+        make: () => Forwarder.macRewrite([{ ifindex: lab.reals.ifindex, dmac: packetLabReal(1).mac, smac: lab.reals.mac }]) },
+      { key: 'forwarder-fib', name: 'forwarder with bpf_fib_lookup (+ MAC rewrite + redirect)',
+        make: () => Forwarder.fibLookup([packetLabReal(1).address]) },
+    ];
+    for (const f of forwarders) {
+      const fwd = f.make();
+      try {
+        const r = bench.measure(ack(SERVICE_DR), fwd.program);
+        bench.record(f.key, f.name, r.trials, verdictName(r.verdict));
+      } finally {
+        fwd.close();
+      }
     }
 
     establishedPaths(bench, ack, p);

@@ -173,31 +173,57 @@ function macBuffer(mac: string): Buffer {
   return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
 }
 
-/** The minimal forwarder: MAC rewrite and redirect to the ports in turn. */
+/** The minimal forwarders (bpf/bench_fwd.bpf.c): to the ports in turn with their MACs, or to the
+ * next hops in turn with bpf_fib_lookup finding the port and MACs. */
 export class Forwarder {
   private readonly obj: BpfObject;
   readonly program: BpfProgram;
 
-  constructor(ports: ForwarderPort[]) {
-    this.obj = load('bench_fwd', { '.rodata': { bench_fwd_nports: ports.length } });
-    this.program = this.obj.program('bench_fwd');
-    const map = this.obj.map('bench_fwd_ports');
+  private constructor(count: number, program: string, fill: (obj: BpfObject) => void) {
+    this.obj = load('bench_fwd', { '.rodata': { bench_fwd_nports: count } });
     try {
-      ports.forEach((p, i) => {
+      fill(this.obj);
+      this.program = this.obj.program(program);
+    } catch (e) {
+      this.obj.close();
+      throw e;
+    }
+  }
+
+  static macRewrite(ports: ForwarderPort[]): Forwarder {
+    return new Forwarder(ports.length, 'bench_fwd', (obj) =>
+      fillArray(obj, 'bench_fwd_ports', ports.map((p) => {
         const value = Buffer.alloc(16);
         value.writeUInt32LE(p.ifindex, 0);
         macBuffer(p.dmac).copy(value, 4);
         macBuffer(p.smac).copy(value, 10);
-        map.update(u32(i), value);
-      });
-    } finally {
-      map.close();
-    }
+        return value;
+      })),
+    );
+  }
+
+  static fibLookup(nexthops: string[]): Forwarder {
+    return new Forwarder(nexthops.length, 'bench_fwd_fib', (obj) =>
+      fillArray(obj, 'bench_fwd_nexthops', nexthops.map((a) => {
+        const value = Buffer.alloc(4);
+        value.writeUInt32BE(ipv4Number(a));
+        return value;
+      })),
+    );
   }
 
   close(): void {
     this.program.close();
     this.obj.close();
+  }
+}
+
+function fillArray(obj: BpfObject, name: string, values: Buffer[]): void {
+  const map = obj.map(name);
+  try {
+    values.forEach((v, i) => map.update(u32(i), v));
+  } finally {
+    map.close();
   }
 }
 

@@ -4,6 +4,7 @@
 // the generator's CPU (veth delivery runs in its softirq), so the numbers are single-core.
 //
 //   (a) the minimal XDP forwarder (MAC rewrite only): the limit of this path
+//   (a′) the same with bpf_fib_lookup choosing port and MACs, as xvs forwards
 //   (b) xvs DR, established connections      (b′) xvs DR, every packet a new connection
 //   (c) xvs NAT, established connections
 //   (d) nftables DNAT through the kernel stack, `numgen random mod N` as kube-proxy balances
@@ -95,6 +96,24 @@ function attachedBalancer(lab: ThroughputLab, method: 'dr' | 'nat'): Balancer {
   }
 }
 
+function forwarderSetup(lab: ThroughputLab, fwd: Forwarder): Setup {
+  const link = withCleanup(() => fwd.program.attachXdp(lab.lbClientIf.name, { mode: 'native', netns: lab.lb.name }), () => fwd.close());
+  const sinks = withCleanup(() => attachSinks(lab, () => VIP), () => {
+    link.close();
+    fwd.close();
+  });
+  return {
+    sinks,
+    openWith: TCP_ACK,
+    measureWith: TCP_ACK,
+    teardown: async () => {
+      closeAll(sinks);
+      link.close();
+      fwd.close();
+    },
+  };
+}
+
 function xvsSetup(lab: ThroughputLab, method: 'dr' | 'nat', freshFlows = false): Setup {
   const lb = attachedBalancer(lab, method);
   const sinks = withCleanup(() => attachSinks(lab, (r) => (method === 'dr' ? VIP : r.address)), () => lb.close());
@@ -138,25 +157,13 @@ export const CONTENDERS: Contender[] = [
   {
     key: 'a',
     name: '(a) minimal XDP forwarder (MAC rewrite)',
-    async setup(lab) {
-      const fwd = new Forwarder(lab.reals.map((r) => ({ ifindex: r.lbIf.ifindex, dmac: r.mac, smac: r.lbIf.mac })));
-      const undo = () => fwd.close();
-      const link = withCleanup(() => fwd.program.attachXdp(lab.lbClientIf.name, { mode: 'native', netns: lab.lb.name }), undo);
-      const sinks = withCleanup(() => attachSinks(lab, () => VIP), () => {
-        link.close();
-        undo();
-      });
-      return {
-        sinks,
-        openWith: TCP_ACK,
-        measureWith: TCP_ACK,
-        teardown: async () => {
-          closeAll(sinks);
-          link.close();
-          fwd.close();
-        },
-      };
-    },
+    setup: async (lab) =>
+      forwarderSetup(lab, Forwarder.macRewrite(lab.reals.map((r) => ({ ifindex: r.lbIf.ifindex, dmac: r.mac, smac: r.lbIf.mac })))),
+  },
+  {
+    key: 'a-fib',
+    name: '(a′) XDP forwarder with bpf_fib_lookup',
+    setup: async (lab) => forwarderSetup(lab, Forwarder.fibLookup(lab.reals.map((r) => r.address))),
   },
   { key: 'b', name: '(b) xvs DR', setup: async (lab) => xvsSetup(lab, 'dr') },
   { key: 'b-new', name: '(b′) xvs DR, every packet a new connection', setup: async (lab) => xvsSetup(lab, 'dr', true) },

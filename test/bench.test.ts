@@ -92,7 +92,7 @@ describe('npm run bench --smoke', () => {
       expect(pp.rows.map((r) => r.key)).toContain('xvs-new-wrr-10');
 
       const tp = results.throughput!;
-      expect(tp.rows.map((r) => r.key)).toEqual(['ceiling', 'a', 'b', 'b-new', 'c', 'd', 'e']);
+      expect(tp.rows.map((r) => r.key)).toEqual(['ceiling', 'a', 'a-fib', 'b', 'b-new', 'c', 'd', 'e']);
       for (const row of tp.rows.filter((r) => r.status === 'measured')) {
         expect(row.mpps, row.name).toBeGreaterThan(0); // frames arrived, addressed right
       }

@@ -31,9 +31,9 @@ export interface TableSizeRow {
   ns?: number;
   overEmptyNs?: number;
   trialsNs?: number[];
-  /** Kernel memory of the conns map (fdinfo memlock) and per live connection. */
+  /** Kernel memory of the conns map (fdinfo memlock), and per slot: what a connection takes. */
   mapBytes?: number;
-  bytesPerConnection?: number;
+  bytesPerSlot?: number;
   /** Connections written per second by the batch prefill from user space. */
   prefillPerSecond?: number;
   path?: string;
@@ -176,9 +176,9 @@ function measureSize(bench: PacketBench, connections: number, traffic: Traffic, 
     const ns = median(trials);
     const row: TableSizeRow = {
       connections, slots, status: 'measured', ns, overEmptyNs: ns - bench.harnessNs, trialsNs: trials,
-      mapBytes, bytesPerConnection: mapBytes / connections, prefillPerSecond: connections / seconds, path: text,
+      mapBytes, bytesPerSlot: mapBytes / slots, prefillPerSecond: connections / seconds, path: text,
     };
-    progress.step('conn-table', `${connections} live connections: ${ns} ns/packet, ${Math.round(mapBytes / connections)} B/connection, prefill ${(connections / seconds / 1e6).toFixed(2)} M/s`);
+    progress.step('conn-table', `${connections} live connections: ${ns} ns/packet, ${Math.round(mapBytes / slots)} B/slot, prefill ${(connections / seconds / 1e6).toFixed(2)} M/s`);
     return row;
   } finally {
     lb.close();

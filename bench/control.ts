@@ -172,7 +172,7 @@ async function measureWeightChange(profile: Profile, progress: Progress): Promis
           const before = ringDrops(lab);
           // Every packet a new connection, each run with flows of its own.
           const job = encodeJob(clientTraffic(lab, TCP_SYN, 0, flows), {
-            ifindex: lab.clientIf.ifindex, netns: lab.client.name, seconds: c.weightSeconds, chunk: 65_536,
+            ifindex: lab.clientIf.ifindex, netns: lab.client.name, seconds: c.weightSeconds, chunk: t.chunk,
           });
           flows += 100_000_000;
           const gen = startGenerator(lab, job);

@@ -102,7 +102,7 @@ function connTableText(r: ConnTableResult): string {
       ? [int(x.connections), int(x.slots), '–', '–', '–', '–', x.note ?? '']
       : [
           int(x.connections), int(x.slots), int(x.ns!), int(x.overEmptyNs!),
-          int(x.mapBytes! / x.slots), fixed(x.prefillPerSecond! / 1e6, 2), x.path ?? '',
+          int(x.bytesPerSlot!), fixed(x.prefillPerSecond! / 1e6, 2), x.path ?? '',
         ],
   );
   const f = r.full;

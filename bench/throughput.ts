@@ -172,7 +172,7 @@ export const CONTENDERS: Contender[] = [
     key: 'd',
     name: '(d) nftables DNAT (numgen random), kernel stack',
     absent: () => (commandExists('nft') ? undefined : 'nft (nftables) is not installed'),
-    async setup(lab) {
+    setup: (lab) => {
       const map = lab.reals.map((r, i) => `${i} : ${r.address}`).join(', ');
       const ruleset = [
         'table ip xvsbench {',
@@ -182,59 +182,63 @@ export const CONTENDERS: Contender[] = [
         '  }',
         '}',
       ].join('\n');
-      execFileSync('ip', ['netns', 'exec', lab.lb.name, 'nft', '-f', '-'], { input: ruleset, stdio: ['pipe', 'ignore', 'pipe'] });
-      const unload = async () => void (await lab.lb.exec(['nft', 'delete', 'table', 'ip', 'xvsbench']));
-      let sinks: Sink[];
-      try {
-        sinks = attachSinks(lab, (r) => r.address);
-      } catch (e) {
-        await unload();
-        throw e;
-      }
-      return {
-        sinks,
+      return commandSetup(lab, {
+        load: async () => {
+          execFileSync('ip', ['netns', 'exec', lab.lb.name, 'nft', '-f', '-'], { input: ruleset, stdio: ['pipe', 'ignore', 'pipe'] });
+        },
+        unload: async () => void (await lab.lb.exec(['nft', 'delete', 'table', 'ip', 'xvsbench'])),
+        expectedDaddr: (r) => r.address,
         // conntrack (loose) picks up a flow from any packet; a lone SYN then ACKs would be invalid.
         openWith: TCP_ACK,
-        measureWith: TCP_ACK,
-        teardown: async () => {
-          closeAll(sinks);
-          await unload();
-        },
-      };
+      });
     },
   },
   {
     key: 'e',
     name: '(e) kernel IPVS (DR) via ipvsadm',
     absent: ipvsAbsence,
-    async setup(lab) {
+    setup: (lab) => {
       const vip = `${VIP}:${PORT}`;
-      const unload = async () => {
-        await lab.lb.exec(['ipvsadm', '-C']);
-        await lab.lb.ip(['addr', 'flush', 'dev', 'lo', 'to', `${VIP}/32`]);
-      };
-      let sinks: Sink[];
-      try {
-        await lab.lb.ip(['addr', 'add', `${VIP}/32`, 'dev', 'lo']);
-        await lab.lb.exec(['ipvsadm', '-A', '-t', vip, '-s', 'rr']);
-        for (const r of lab.reals) await lab.lb.exec(['ipvsadm', '-a', '-t', vip, '-r', `${r.address}:${PORT}`, '-g']);
-        sinks = attachSinks(lab, () => VIP);
-      } catch (e) {
-        await unload();
-        throw e;
-      }
-      return {
-        sinks,
-        openWith: TCP_SYN,
-        measureWith: TCP_ACK,
-        teardown: async () => {
-          closeAll(sinks);
-          await unload();
+      return commandSetup(lab, {
+        load: async () => {
+          await lab.lb.ip(['addr', 'add', `${VIP}/32`, 'dev', 'lo']);
+          await lab.lb.exec(['ipvsadm', '-A', '-t', vip, '-s', 'rr']);
+          for (const r of lab.reals) await lab.lb.exec(['ipvsadm', '-a', '-t', vip, '-r', `${r.address}:${PORT}`, '-g']);
         },
-      };
+        unload: async () => {
+          await lab.lb.exec(['ipvsadm', '-C']);
+          await lab.lb.ip(['addr', 'flush', 'dev', 'lo', 'to', `${VIP}/32`]);
+        },
+        expectedDaddr: () => VIP,
+        openWith: TCP_SYN,
+      });
     },
   },
 ];
+
+/** A kernel balancer configured by commands (nft, ipvsadm), with sinks on the real servers. */
+async function commandSetup(
+  lab: ThroughputLab,
+  c: { load(): Promise<void>; unload(): Promise<void>; expectedDaddr: (real: LabReal) => string; openWith: number },
+): Promise<Setup> {
+  let sinks: Sink[];
+  try {
+    await c.load();
+    sinks = attachSinks(lab, c.expectedDaddr);
+  } catch (e) {
+    await c.unload().catch(() => undefined); // what failed is e; a half-done load may not unload
+    throw e;
+  }
+  return {
+    sinks,
+    openWith: c.openWith,
+    measureWith: TCP_ACK,
+    teardown: async () => {
+      closeAll(sinks);
+      await c.unload();
+    },
+  };
+}
 
 function commandExists(name: string): boolean {
   try {

@@ -4,8 +4,7 @@
 // run; the generator's own cost is the "harness" row (generator → empty program), and each row
 // also gives its cost over that.
 import { Balancer, type ServiceKey } from '../lib/balancer.js';
-import type { BpfProgram } from '../lib/libbpf.js';
-import { XDP_PASS, XDP_REDIRECT } from '../lib/libbpf.js';
+import { type BpfProgram, XDP_PASS, XDP_REDIRECT } from '../lib/libbpf.js';
 import { CLIENT_FLOWS, type FrameSpec, frameTemplate, TCP_ACK, TCP_SYN } from './frames.js';
 import { packetLab, PACKET_LAB_GATEWAY_MAC, packetLabReal, type PacketLab, VIP } from './lab.js';
 import type { Profile } from './profile.js';
@@ -47,15 +46,13 @@ export function clientFrames(lab: PacketLab, server: { address: string; port: nu
   return { srcMac: PACKET_LAB_GATEWAY_MAC, dstMac: lab.clients.mac, proto: 'tcp', tcpFlags: flags, server };
 }
 
-/** A balancer in the packet lab with one service and `reals` real servers (weights 1–4). */
-export function labBalancer(lab: PacketLab, opts: { maxConnections: number; scheduler: string; reals: number; method?: 'dr' | 'nat'; service?: ServiceKey }): Balancer {
+/** A balancer in the packet lab with a DR service (VIP:80) and `reals` real servers (weights 1–4). */
+export function labBalancer(lab: PacketLab, opts: { maxConnections: number; scheduler: string; reals: number }): Balancer {
   const lb = Balancer.open({ netns: lab.ns.name, maxConnections: opts.maxConnections });
   try {
-    const svc = opts.service ?? SERVICE_DR;
-    lb.addService(svc, { scheduler: opts.scheduler });
+    lb.addService(SERVICE_DR, { scheduler: opts.scheduler });
     for (let i = 1; i <= opts.reals; i++) {
-      const port = opts.method === 'nat' ? 80 : svc.port;
-      lb.addRealServer(svc, { address: packetLabReal(i).address, port }, { method: opts.method ?? 'dr', weight: 1 + (i % 4) });
+      lb.addRealServer(SERVICE_DR, { address: packetLabReal(i).address }, { weight: 1 + (i % 4) });
     }
     return lb;
   } catch (e) {
@@ -107,12 +104,10 @@ export class PacketBench {
     }
   }
 
-  record(key: string, name: string, trials: number[], path: string): PerPacketRow {
+  record(key: string, name: string, trials: number[], path: string): void {
     const ns = median(trials);
-    const row = { key, name, ns, overEmptyNs: ns - this.harnessNs, trialsNs: trials, path };
-    this.rows.push(row);
+    this.rows.push({ key, name, ns, overEmptyNs: ns - this.harnessNs, trialsNs: trials, path });
     this.progress.step('per-packet', `${name}: ${ns} ns (${path})`);
-    return row;
   }
 
   /** Measures xvs and checks from its counters that every packet took the path `expect`. */

@@ -7,7 +7,7 @@ import type { Balancer } from '../lib/balancer.js';
 import * as L from '../lib/layout.js';
 import { CLIENT_FLOWS, flowNumbers, flowTuple, frameTemplate, TCP_ACK, TCP_SYN } from './frames.js';
 import { packetLab, VIP } from './lab.js';
-import { clientFrames, labBalancer, PacketBench } from './perpacket.js';
+import { clientFrames, countConnections, labBalancer, PacketBench } from './perpacket.js';
 import type { Profile } from './profile.js';
 import { describeReasons, median, type Progress } from './progress.js';
 import { EmptyProgram, type TrafficSpec } from './programs.js';
@@ -61,8 +61,6 @@ export interface ConnTableResult {
   repeat: number;
   trials: number;
   harnessNs: number;
-  /** Entries per connection: DR 1, NAT 2 (the reply's own entry). */
-  entriesPerConnection: { dr: number; nat: number };
   sizes: TableSizeRow[];
   full: FullTableResult;
 }
@@ -144,7 +142,7 @@ export async function runConnTable(profile: Profile, progress: Progress): Promis
     for (const connections of c.sizes) sizes.push(measureSize(bench, connections, traffic, progress));
     const full = fullTable(bench, c.fullSize, traffic, progress);
     return {
-      repeat: c.repeat, trials: c.trials, harnessNs: bench.harnessNs, entriesPerConnection: { dr: 1, nat: 2 }, sizes, full,
+      repeat: c.repeat, trials: c.trials, harnessNs: bench.harnessNs, sizes, full,
     };
   } finally {
     empty.close();
@@ -192,13 +190,11 @@ function flood(bench: PacketBench, lb: Balancer, traffic: Traffic, count: number
   return { ns: trials[0]!, reasons: lb.reasons() };
 }
 
-/** Established connections in the table, read without touching them (no LRU reference bit). */
+/** Established connections in the table. */
 function countEstablished(lb: Balancer): number {
   const at = L.conn.fields.state.offset;
   const established = lb.dataplane.enumValue('xvs_conn_state', 'XVS_TCP_S_ESTABLISHED');
-  let n = 0;
-  for (const [, value] of lb.dataplane.map('conns').entries()) if (value[at] === established) n++;
-  return n;
+  return countConnections(lb, (value) => value[at] === established);
 }
 
 function fullTable(bench: PacketBench, size: number, traffic: Traffic, progress: Progress): FullTableResult {

@@ -34,6 +34,8 @@ export interface PerPacketResult {
   emptyDirectNs: number;
   /** The generator tail-calling the empty program: subtracted to give overEmptyNs. */
   harnessNs: number;
+  /** Connection-table entries one connection takes, counted after opening `flows` of each. */
+  entriesPerConnection: { dr: number; nat: number };
   rows: PerPacketRow[];
 }
 
@@ -59,6 +61,14 @@ export function labBalancer(lab: PacketLab, opts: { maxConnections: number; sche
     lb.close();
     throw e;
   }
+}
+
+/** Entries in the balancer's connection table (those whose value passes `keep`, if given),
+ * read in batches, which does not touch the LRU's reference bits. */
+export function countConnections(lb: Balancer, keep: (value: Buffer) => boolean = () => true): number {
+  let n = 0;
+  for (const [, value] of lb.dataplane.map('conns').entries()) if (keep(value)) n++;
+  return n;
 }
 
 export class PacketBench {
@@ -157,9 +167,12 @@ export async function runPerPacket(profile: Profile, progress: Progress): Promis
       }
     }
 
-    establishedPaths(bench, ack, p);
+    const entriesPerConnection = establishedPaths(bench, ack, p);
     newConnections(bench, p);
-    return { repeat: p.repeat, trials: p.trials, flows: p.flows, emptyDirectNs, harnessNs: bench.harnessNs, rows: bench.rows };
+    return {
+      repeat: p.repeat, trials: p.trials, flows: p.flows, emptyDirectNs, harnessNs: bench.harnessNs,
+      entriesPerConnection, rows: bench.rows,
+    };
   } finally {
     empty.close();
     await lab.destroy();
@@ -170,7 +183,7 @@ function establishedPaths(
   bench: PacketBench,
   ack: (server: { address: string; port: number }) => TrafficSpec,
   p: Profile['perPacket'],
-): void {
+): PerPacketResult['entriesPerConnection'] {
   const lab = bench.lab;
   // DR and NAT services side by side; NAT has one real server so that replies know their source.
   const lb = labBalancer(lab, { maxConnections: 4 * p.flows + 1024, scheduler: 'rr', reals: 10 });
@@ -180,7 +193,9 @@ function establishedPaths(
     lb.addRealServer(SERVICE_NAT, { address: natReal, port: 80 }, { method: 'nat' });
     const syn = (svc: ServiceKey): TrafficSpec => ({ ...ack(svc), template: frameTemplate(clientFrames(lab, svc, TCP_SYN)) });
     bench.prime(syn(SERVICE_DR), lb.dataplane.program);
+    const dr = countConnections(lb) / p.flows;
     bench.prime(syn(SERVICE_NAT), lb.dataplane.program);
+    const nat = countConnections(lb) / p.flows - dr;
 
     bench.measureXvs('xvs-dr', 'xvs DR, established connection', lb, ack(SERVICE_DR), 'fwd_redirect');
     bench.measureXvs('xvs-nat-in', 'xvs NAT, established, client → real', lb, ack(SERVICE_NAT), 'fwd_redirect');
@@ -193,6 +208,7 @@ function establishedPaths(
     };
     bench.measureXvs('xvs-nat-out', 'xvs NAT, established, real → client', lb, reply, 'fwd_redirect', 'reals');
     bench.measureXvs('xvs-no-service', 'xvs, traffic for no service', lb, ack(NOT_A_SERVICE), 'pass_no_service');
+    return { dr, nat };
   } finally {
     lb.close();
   }

@@ -76,6 +76,8 @@ function perPacketText(r: PerPacketResult): string {
     `Per-packet cost — BPF_PROG_TEST_RUN, ${int(r.repeat)} packets × ${r.trials} runs (median), ` +
       `established cases cycle over ${int(r.flows)} flows, new connections are all distinct flows`,
     table(['case', 'ns/packet', 'over empty', 'path (xvs counters or verdict)'], rows, 'lrrl'),
+    `  Connection-table entries per connection, counted: DR ${fixed(r.entriesPerConnection.dr, 2)}, ` +
+      `NAT ${fixed(r.entriesPerConnection.nat, 2)}.`,
   ].join('\n');
 }
 
@@ -109,7 +111,7 @@ function connTableText(r: ConnTableResult): string {
   return [
     `Connection table — established DR path with live connections, ${int(r.repeat)} packets × ${r.trials} runs (median)`,
     table(['connections', 'slots', 'ns/packet', 'over empty', 'bytes/slot', 'prefill M/s', 'path'], rows, 'rrrrrrl'),
-    `  A connection takes one slot (DR) or two (NAT: the reply's entry). Memory: the map's fdinfo memlock.`,
+    '  bytes/slot: the conns map\'s fdinfo memlock per slot; a connection takes the entries counted above (NAT: its reply\'s too).',
     `  Full table, ${int(f.slots)} slots: a new connection costs ${int(f.withRoom.ns)} ns (${fixed(f.withRoom.mcps, 2)} M/s) ` +
       `with room, ${int(f.whenFull.ns)} ns (${fixed(f.whenFull.mcps, 2)} M/s) when full. A flood of ${int(f.flood)} new ` +
       `connections evicted ${int(f.evicted)} of ${int(f.established)} established ones (${pct(f.evictedShare)}, least ` +

@@ -90,6 +90,7 @@ describe('npm run bench --smoke', () => {
         expect(row.path, row.name).toMatch(row.key === 'xvs-no-service' ? /^pass_no_service 100%/ : /^fwd_redirect 100%/);
       }
       expect(pp.rows.map((r) => r.key)).toContain('xvs-new-wrr-10');
+      expect(pp.entriesPerConnection).toEqual({ dr: 1, nat: 2 });
 
       const tp = results.throughput!;
       expect(tp.rows.map((r) => r.key)).toEqual(['ceiling', 'a', 'a-fib', 'b', 'b-new', 'c', 'd', 'e']);

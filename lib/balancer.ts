@@ -6,7 +6,7 @@ import { Dataplane, type DataplaneOptions, type Stats, u32 } from './dataplane.j
 import { errors } from './errors.js';
 import * as L from './layout.js';
 import { type XdpLink, withNetns } from './libbpf.js';
-import { primeNeighbour } from './neigh.js';
+import { NeighbourPrimer } from './neigh.js';
 import { SCHED_ENUM, SCHEDULERS, type SchedChange, type SchedPosition, type SchedTable } from './sched/index.js';
 
 export type Protocol = 'tcp' | 'udp';
@@ -124,10 +124,12 @@ export class Balancer {
   private readonly maxSlots: number;
   private slotsInUse = 0;
   private destGen = 0;
+  private readonly neighbours: NeighbourPrimer;
 
   private constructor(opts: BalancerOptions) {
     this.dp = new Dataplane(opts);
     this.netns = opts.netns;
+    this.neighbours = new NeighbourPrimer(opts.netns);
     this.serviceIds = new IndexPool(this.dp.maxServices);
     this.destIndexes = new IndexPool(this.dp.maxDests);
     this.maxSlots = Math.min(opts.maxSchedulerSlots ?? 1 << 20, this.dp.map('sched_slots').maxEntries / 2);
@@ -237,7 +239,7 @@ export class Balancer {
       this.destIndexes.release(index);
       throw e;
     }
-    if (method !== 'tun') primeNeighbour(real.address, this.netns);
+    this.neighbours.use(real.address, method !== 'tun');
   }
 
   editRealServer(key: ServiceKey, real: RealServerKey, opts: RealServerOptions): void {
@@ -451,6 +453,7 @@ export class Balancer {
   private retireDest(svc: ServiceState, d: DestState): void {
     this.dp.map('dests').update(u32(d.index), Buffer.alloc(L.dest.size));
     if (d.method === 'nat') this.natRealRef(svc, d, -1);
+    this.neighbours.release(d.address);
     this.destIndexes.release(d.index);
   }
 

@@ -5,7 +5,7 @@ import { addressBytes, afNumber, familyOf, formatAddress } from './address.js';
 import { type ConnCounts, type ConnectionInfo, scanConnections } from './connections.js';
 import { Dataplane, type DataplaneOptions, type Stats, u32 } from './dataplane.js';
 import { errors } from './errors.js';
-import { type Rates, readRates } from './estimator.js';
+import { estimateAll, type Rates, readRates } from './estimator.js';
 import * as L from './layout.js';
 import { type XdpLink, withNetns } from './libbpf.js';
 import { primeNeighbour } from './neigh.js';
@@ -379,6 +379,15 @@ export class Balancer {
     }));
   }
 
+  /** One 2 s tick of the rate estimator over every service and real server (xvsd runs it). */
+  estimateRates(): void {
+    const objects = [...this.services.values()].flatMap((svc) => [
+      { kind: 'service' as const, index: svc.id },
+      ...svc.dests.map((d) => ({ kind: 'dest' as const, index: d.index })),
+    ]);
+    estimateAll(this.dp, objects);
+  }
+
   /** The connection table (ipvsadm -c): live connections of the clients' side. */
   connections(): ConnectionInfo[] {
     return this.scanConnections().connections;
@@ -421,8 +430,9 @@ export class Balancer {
   /**
    * Runs fn under the lock of the pinned balancer (other processes wait), on state reread from
    * the maps when another process changed it since, with fn's map writes applied together.
+   * `configuration: false` (xvsd's ticks): fn changes no configuration, other holders need not reload.
    */
-  transaction<T>(fn: () => T): T {
+  transaction<T>(fn: () => T, opts: { configuration?: boolean } = {}): T {
     if (this.inTransaction) return fn();
     const release = store.lock(this.dp);
     this.inTransaction = true;
@@ -431,8 +441,10 @@ export class Balancer {
       if (version !== this.version) this.adopt(store.readState(this.dp));
       return this.batch(() => {
         const result = fn();
-        this.version = (version + 1) >>> 0;
-        store.writeCtl(this.dp, { version: this.version });
+        if (opts.configuration !== false) {
+          this.version = (version + 1) >>> 0;
+          store.writeCtl(this.dp, { version: this.version });
+        }
         return result;
       });
     } finally {

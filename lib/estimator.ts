@@ -77,17 +77,24 @@ export function forgetEstimate(dp: Dataplane, kind: EstKind, index: number): voi
   dp.map('rate_est').delete(estKey(kind, index));
 }
 
-/** One tick over the given services and real servers: read counters, step, write back in one batch. */
+/**
+ * One tick over the given services and real servers: read counters, step, write back in one batch;
+ * estimates of objects no longer there are dropped.
+ */
 export function estimateAll(dp: Dataplane, objects: { kind: EstKind; index: number }[]): void {
   const map = dp.map('rate_est');
   const keys: Buffer[] = [];
   const values: Buffer[] = [];
+  const live = new Set<string>();
   for (const { kind, index } of objects) {
     const key = estKey(kind, index);
     const prev = map.lookup(key);
     const stats = dp.readStats(kind === 'service' ? 'svc_stats' : 'dest_stats', index);
     keys.push(key);
     values.push(L.est.encode(estimate(prev ? L.est.decode(prev) : undefined, stats)));
+    live.add(key.toString('hex'));
   }
+  const gone = [...map.keys()].filter((k) => !live.has(k.toString('hex')));
+  for (const key of gone) map.delete(key);
   map.updateBatch(keys, values);
 }

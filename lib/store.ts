@@ -4,7 +4,7 @@
 // xvsd and API users open the same maps, rebuild the Balancer's in-memory state from them
 // (readState) and serialise their changes with a lock that is itself a map entry.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { AF_INET6, formatAddress } from './address.js';
 import type { Dataplane } from './dataplane.js';
 import { errors } from './errors.js';
@@ -62,12 +62,14 @@ export function hasPins(pinPath: string): boolean {
  * a balancer there first.
  */
 export function pinNew(pinPath: string, maps: Record<string, BpfMap>): boolean {
+  if (basename(pinPath).includes('.')) throw errors.invalid(`${pinPath}: the BPF filesystem refuses names with a dot`);
   const parent = dirname(pinPath);
   mkdirSync(parent, { recursive: true });
   if (!isBpffs(parent)) {
     throw errors.invalid(`${parent} is not on a BPF filesystem (mount it: mount -t bpf bpf /sys/fs/bpf)`);
   }
-  const tmp = `${pinPath}.new-${process.pid}`;
+  // bpffs refuses names with dots.
+  const tmp = `${pinPath}-new-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   try {

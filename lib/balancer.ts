@@ -8,7 +8,7 @@ import { errors } from './errors.js';
 import { estimateAll, type Rates, readRates } from './estimator.js';
 import * as L from './layout.js';
 import { type XdpLink, withNetns } from './libbpf.js';
-import { primeNeighbour } from './neigh.js';
+import { primeNeighbour, primeNeighbours } from './neigh.js';
 import { SCHED_ENUM, SCHEDULERS, type SchedChange, type SchedPosition, type SchedTable } from './sched/index.js';
 import * as store from './store.js';
 
@@ -465,7 +465,7 @@ export class Balancer {
       return this.dp.batch(fn);
     } finally {
       this.neighbourQueue = undefined;
-      for (const address of queue) primeNeighbour(address, this.netns);
+      primeNeighbours(queue, this.netns);
     }
   }
 

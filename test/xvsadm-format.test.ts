@@ -304,7 +304,7 @@ describe('the rate estimator (ip_vs_est.c)', () => {
     expect(ratesOf(e)).toEqual({ cps: 12n, inpps: 125n, outpps: 0n, inbps: 5000n, outbps: 0n });
     for (let i = 2n; i < 40n; i++) e = estimate(e, at(100n * i)); // steady 50 conns/s
     expect(ratesOf(e)).toEqual({ cps: 50n, inpps: 500n, outpps: 0n, inbps: 20000n, outbps: 0n });
-    e = estimate(e, at(3900n)); // traffic stops: 3/4 of the average is left (51199 * 3/4 -> 37.99)
+    e = estimate(e, at(3900n)); // traffic stops: 3/4 of the average is left (51197 -> 38397, read as 37.99)
     expect(ratesOf(e).cps).toBe(37n);
   });
 });

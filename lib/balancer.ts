@@ -379,13 +379,16 @@ export class Balancer {
     }));
   }
 
-  /** One 2 s tick of the rate estimator over every service and real server (xvsd runs it). */
-  estimateRates(): void {
+  /**
+   * One 2 s tick of the rate estimator over every service and real server (xvsd runs it);
+   * `restart`: start every estimate again from the counters as they are (xvsd starting).
+   */
+  estimateRates(opts: { restart?: boolean } = {}): void {
     const objects = [...this.services.values()].flatMap((svc) => [
       { kind: 'service' as const, index: svc.id },
       ...svc.dests.map((d) => ({ kind: 'dest' as const, index: d.index })),
     ]);
-    estimateAll(this.dp, objects);
+    estimateAll(this.dp, objects, opts.restart);
   }
 
   /** The connection table (ipvsadm -c): live connections of the clients' side. */

@@ -76,20 +76,42 @@ export function daemonTick(b: Balancer): void {
 }
 
 /**
- * Runs xvsd until SIGTERM/SIGINT or until the pin directory disappears (xvsadm --teardown).
- * Refuses to run beside another live xvsd of the same balancer.
+ * Registers this process as the balancer's xvsd and restarts every estimate from the counters as
+ * they are. Returns the pid of another live xvsd instead, registering nothing.
  */
-export async function runDaemon(b: Balancer, pinPath: string, log: (line: string) => void): Promise<void> {
+export function registerDaemon(b: Balancer): number {
   const dp = b.dataplane;
   let owner = 0;
   b.transaction(
     () => {
       const other = store.readCtl(dp).daemonPid;
-      if (other !== process.pid && pidAlive(other)) owner = other;
-      else store.writeCtl(dp, { daemonPid: process.pid, daemonTickNs: process.hrtime.bigint() });
+      if (other !== process.pid && pidAlive(other)) {
+        owner = other;
+        return;
+      }
+      b.estimateRates({ restart: true });
+      store.writeCtl(dp, { daemonPid: process.pid, daemonTickNs: process.hrtime.bigint() });
     },
     { configuration: false },
   );
+  return owner;
+}
+
+export function unregisterDaemon(b: Balancer): void {
+  b.transaction(
+    () => {
+      if (store.readCtl(b.dataplane).daemonPid === process.pid) store.writeCtl(b.dataplane, { daemonPid: 0 });
+    },
+    { configuration: false },
+  );
+}
+
+/**
+ * Runs xvsd until SIGTERM/SIGINT or until the pin directory disappears (xvsadm --teardown).
+ * Refuses to run beside another live xvsd of the same balancer.
+ */
+export async function runDaemon(b: Balancer, pinPath: string, log: (line: string) => void): Promise<void> {
+  const owner = registerDaemon(b);
   if (owner) throw new Error(`xvsd already runs for ${pinPath} (pid ${owner})`);
   log(`xvsd ${process.pid}: estimating rates every ${ESTIMATOR_INTERVAL_MS / 1000} s for ${pinPath}`);
   await new Promise<void>((resolve) => {
@@ -108,8 +130,6 @@ export async function runDaemon(b: Balancer, pinPath: string, log: (line: string
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
-  if (store.hasPins(pinPath) && store.readCtl(dp).daemonPid === process.pid) {
-    b.transaction(() => store.writeCtl(dp, { daemonPid: 0 }), { configuration: false });
-  }
+  if (store.hasPins(pinPath)) unregisterDaemon(b);
   log(`xvsd ${process.pid}: stopped`);
 }

@@ -33,12 +33,20 @@ function ewma(avg: bigint, last: bigint, now: bigint, shift: bigint): bigint {
   return u64(avg + ((s64(rate) - s64(avg)) >> 2n));
 }
 
-/** The estimate after one 2 s tick; without a previous one, the start that ip_vs_zero_estimator makes. */
-export function estimate(prev: Estimate | undefined, s: Stats): Estimate {
-  const last = {
+/** An estimate starting from the counters as they are, rates 0 (ip_vs_zero_estimator). */
+export function startEstimate(s: Stats): Estimate {
+  return {
     lastConns: s.conns, lastInpkts: s.inpkts, lastOutpkts: s.outpkts, lastInbytes: s.inbytes, lastOutbytes: s.outbytes,
+    cps: 0n, inpps: 0n, outpps: 0n, inbps: 0n, outbps: 0n,
   };
-  if (!prev) return { ...last, cps: 0n, inpps: 0n, outpps: 0n, inbps: 0n, outbps: 0n };
+}
+
+/** What a new (or zeroed) service or real server starts from: counters and rates 0. */
+export const ZERO_ESTIMATE: Estimate = startEstimate({ conns: 0n, inpkts: 0n, outpkts: 0n, inbytes: 0n, outbytes: 0n });
+
+/** The estimate after one 2 s tick. */
+export function estimate(prev: Estimate, s: Stats): Estimate {
+  const last = startEstimate(s);
   return {
     ...last,
     cps: ewma(prev.cps, prev.lastConns, s.conns, 9n),
@@ -79,9 +87,12 @@ export function forgetEstimate(dp: Dataplane, kind: EstKind, index: number): voi
 
 /**
  * One tick over the given services and real servers: read counters, step, write back in one batch;
- * estimates of objects no longer there are dropped.
+ * estimates of objects no longer there are dropped. An object without an estimate was created or
+ * zeroed since (both zero its counters), so it starts from zero, as the kernel's estimator does.
+ * `restart` (a starting xvsd): every estimate starts again from the counters as they are, so that
+ * traffic counted while no xvsd ran is not taken for the last 2 seconds'.
  */
-export function estimateAll(dp: Dataplane, objects: { kind: EstKind; index: number }[]): void {
+export function estimateAll(dp: Dataplane, objects: { kind: EstKind; index: number }[], restart = false): void {
   const map = dp.map('rate_est');
   const keys: Buffer[] = [];
   const values: Buffer[] = [];
@@ -91,7 +102,8 @@ export function estimateAll(dp: Dataplane, objects: { kind: EstKind; index: numb
     const prev = map.lookup(key);
     const stats = dp.readStats(kind === 'service' ? 'svc_stats' : 'dest_stats', index);
     keys.push(key);
-    values.push(L.est.encode(estimate(prev ? L.est.decode(prev) : undefined, stats)));
+    const next = restart ? startEstimate(stats) : estimate(prev ? L.est.decode(prev) : ZERO_ESTIMATE, stats);
+    values.push(L.est.encode(next));
     live.add(key.toString('hex'));
   }
   const gone = [...map.keys()].filter((k) => !live.has(k.toString('hex')));

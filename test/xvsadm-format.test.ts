@@ -8,7 +8,7 @@ import { formatConnections, formatServices, largenum, msort, type Format } from 
 import { CliExit, parseCommand } from '../lib/cli/parse.js';
 import { restoreLines } from '../lib/cli/run.js';
 import { COMMANDS_V_OPTIONS, OPT_NAMES } from '../lib/cli/texts.js';
-import { estimate, ratesOf } from '../lib/estimator.js';
+import { estimate, ratesOf, startEstimate, ZERO_ESTIMATE } from '../lib/estimator.js';
 
 const NO_FORMAT: Format = {
   numeric: true, stats: false, rate: false, thresholds: false, persistentConn: false, nosort: false, exact: false, tunInfo: false,
@@ -297,13 +297,14 @@ describe('the command line (parse_options, generic_opt_check)', () => {
 describe('the rate estimator (ip_vs_est.c)', () => {
   it('averages with W = 1/4 in the kernel scaling and reads back rounded', () => {
     const at = (n: bigint) => ({ conns: n, inpkts: 10n * n, outpkts: 0n, inbytes: 400n * n, outbytes: 0n });
-    let e = estimate(undefined, at(0n));
+    let e = estimate(ZERO_ESTIMATE, at(0n));
     expect(ratesOf(e)).toEqual({ cps: 0n, inpps: 0n, outpps: 0n, inbps: 0n, outbps: 0n });
     e = estimate(e, at(100n)); // 100 connections in 2 s: 50/s, a quarter of it after one tick, rounded down
     expect(e.cps).toBe((100n << 9n) >> 2n);
     expect(ratesOf(e)).toEqual({ cps: 12n, inpps: 125n, outpps: 0n, inbps: 5000n, outbps: 0n });
     for (let i = 2n; i < 40n; i++) e = estimate(e, at(100n * i)); // steady 50 conns/s
     expect(ratesOf(e)).toEqual({ cps: 50n, inpps: 500n, outpps: 0n, inbps: 20000n, outbps: 0n });
+    expect(ratesOf(estimate(startEstimate(at(3900n)), at(3900n))).cps).toBe(0n); // a restart forgets the past
     e = estimate(e, at(3900n)); // traffic stops: 3/4 of the average is left (51197 -> 38397, read as 37.99)
     expect(ratesOf(e).cps).toBe(37n);
   });

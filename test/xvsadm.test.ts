@@ -7,8 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Balancer } from '../lib/balancer.js';
-import { daemonTick } from '../lib/daemon.js';
-import * as store from '../lib/store.js';
+import { daemonTick, registerDaemon, unregisterDaemon } from '../lib/daemon.js';
 import { packetLab, type PacketLab } from './helpers/lb.js';
 import { buildFrame, parseFrame } from './helpers/packet.js';
 import {
@@ -187,11 +186,10 @@ describe('listings on the running dataplane', () => {
     expect(none.stdout).toBe('');
     expect(none.stderr).toContain(`rates are estimated by xvsd, which is not running for ${pinPath}`);
 
-    // This process plays xvsd: registered in ctl, ticking with xvsd's own tick function.
+    // This process plays xvsd: it registers and ticks with xvsd's own functions.
     const b = Balancer.open({ pinPath });
     try {
-      store.writeCtl(b.dataplane, { daemonPid: process.pid });
-      daemonTick(b);
+      expect(registerDaemon(b)).toBe(0);
       for (let i = 0; i < 100; i++) lab.run(tcp(31000 + i, 8080, 'S'));
       daemonTick(b); // 100 connections, 100 packets, 4000 bytes in this interval
       expect(await x('-L', '-n', '--rate', '-t', `${VIP}:8080`)).toEqual(ok(
@@ -209,7 +207,7 @@ describe('listings on the running dataplane', () => {
         'TCP  10.0.0.100:8080                     0        0        0        0        0\n',
       );
     } finally {
-      store.writeCtl(b.dataplane, { daemonPid: 0 });
+      unregisterDaemon(b);
       b.close();
     }
   });

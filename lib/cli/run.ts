@@ -23,6 +23,9 @@ export type Env = Record<string, string | undefined>;
 /** What a command printed, in order; listings are formatted (names resolved) after the transaction. */
 type Output = { stream: 'stdout' | 'stderr'; text: string | Promise<string> };
 
+/** xvs's own commands: their errors keep xvs's words, ipvs_strerror has none for them. */
+const EXTENSIONS = new Set<Command['cmd']>(['attach', 'detach', 'teardown']);
+
 const MUTATING = new Set<Command['cmd']>(['add', 'edit', 'del', 'flush', 'adddest', 'editdest', 'deldest', 'timeout', 'zero', 'attach', 'detach']);
 
 /** --pin-path DIR / --pin-path=DIR, allowed anywhere before "--"; taken out before ipvsadm's parsing. */
@@ -165,7 +168,7 @@ class Runner {
       fn();
       return 0;
     } catch (e) {
-      if (e instanceof XvsError) this.error(strerror(c.cmd as Cmd, e.code, e.message));
+      if (e instanceof XvsError && !EXTENSIONS.has(c.cmd)) this.error(strerror(c.cmd as Cmd, e.code, e.message));
       else if (e instanceof Error) this.error(e.message);
       else throw e;
       return 255;

@@ -2,10 +2,9 @@
 // server connection counts derived from it: a TCP connection is active only while ESTABLISHED,
 // every other TCP state and every UDP connection counts as inactive.
 import { AF_INET6, formatAddress } from './address.js';
+import type { Protocol } from './balancer.js';
 import type { Dataplane } from './dataplane.js';
 import * as L from './layout.js';
-
-export type Protocol = 'tcp' | 'udp';
 
 export interface ConnectionInfo {
   protocol: Protocol;

@@ -429,19 +429,10 @@ class Parser {
     if (ce.cmd === 'attach' || ce.cmd === 'detach' || ce.cmd === 'teardown') return this.checkExtension(ce.cmd);
     const name = CMD_NAMES[ce.cmd];
     for (const ext of this.extOptions) throw fail(xvs.extensionOption(ext, name));
-    const row = COMMANDS_V_OPTIONS[ce.cmd];
-    let last: Opt | undefined;
-    OPT_NAMES.forEach((opt, j) => {
-      const rule = row[j];
-      if (!ce.options.has(opt)) {
-        if (rule === '+') throw fail(msg.needOption(opt, name));
-        return;
-      }
-      if (rule === 'x') throw fail(msg.illegalOption(opt, name));
-      if (rule === '1') {
-        if (last) throw fail(msg.conflicts(opt, last, name));
-        last = opt;
-      }
+    checkRules(COMMANDS_V_OPTIONS[ce.cmd], OPT_NAMES, ce.options, {
+      need: (o) => msg.needOption(o, name),
+      illegal: (o) => msg.illegalOption(o, name),
+      conflicts: (o, last) => msg.conflicts(o, last, name),
     });
     if (ce.cmd === 'add' || ce.cmd === 'edit') {
       if (!ce.svc.fwmark && !ce.svc.port && !ce.svc.persistent) throw fail(msg.zeroPort);
@@ -464,18 +455,11 @@ class Parser {
     if (ce.dest.af !== ce.svc.af && ce.dest.method !== 'tun') throw fail(msg.familyTunnelOnly);
     const tunnelOptions = TUNNEL_OPTS.some((o) => ce.options.has(o)) || ce.options.has('tun-type');
     if (tunnelOptions && ce.dest.method !== 'tun') throw fail(msg.tunnelConflictsMethod);
-    const row = TUNNEL_TYPES_V_OPTIONS[ce.dest.tunType]!;
-    let last: Opt | undefined;
-    TUNNEL_OPTS.forEach((opt, j) => {
-      if (!ce.options.has(opt)) {
-        if (row[j] === '+') throw fail(msg.needTunnelOption(opt, ce.dest.tunType));
-        return;
-      }
-      if (row[j] === 'x') throw fail(msg.illegalTunnelOption(opt, ce.dest.tunType));
-      if (row[j] === '1') {
-        if (last) throw fail(msg.tunnelConflicts(opt, last, ce.dest.tunType));
-        last = opt;
-      }
+    const type = ce.dest.tunType;
+    checkRules(TUNNEL_TYPES_V_OPTIONS[type]!, TUNNEL_OPTS, ce.options, {
+      need: (o) => msg.needTunnelOption(o, type),
+      illegal: (o) => msg.illegalTunnelOption(o, type),
+      conflicts: (o, last) => msg.tunnelConflicts(o, last, type),
     });
   }
 
@@ -486,7 +470,30 @@ class Parser {
       if (cmd !== 'attach') throw fail(xvs.extensionOption(ext, EXT_NAMES[cmd]));
     }
   }
+}
 
+/**
+ * generic_opt_check and tunnel_opt_check: per option of `opts`, a rule of `row`: '+' compulsory,
+ * 'x' illegal, '1' exclusive (one at most), ' ' optional. The first broken rule fails.
+ */
+function checkRules(
+  row: string,
+  opts: readonly Opt[],
+  given: ReadonlySet<Opt>,
+  words: { need(o: Opt): string; illegal(o: Opt): string; conflicts(o: Opt, last: Opt): string },
+): void {
+  let last: Opt | undefined;
+  opts.forEach((opt, j) => {
+    if (!given.has(opt)) {
+      if (row[j] === '+') throw fail(words.need(opt));
+      return;
+    }
+    if (row[j] === 'x') throw fail(words.illegal(opt));
+    if (row[j] === '1') {
+      if (last) throw fail(words.conflicts(opt, last));
+      last = opt;
+    }
+  });
 }
 
 /**

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Balancer } from '../lib/balancer.js';
 import { daemonTick, registerDaemon, unregisterDaemon } from '../lib/daemon.js';
+import * as L from '../lib/layout.js';
 import { packetLab, type PacketLab } from './helpers/lb.js';
 import { buildFrame, parseFrame } from './helpers/packet.js';
 import {
@@ -291,6 +292,27 @@ describe('state lives in the pinned maps, not in a process', () => {
     // Another process adds 10.1.0.13 at the head; the kernel's cursor stays on .12, so .11 is next.
     await x('-a', '-t', `${VIP}:80`, '-r', '10.1.0.13');
     expect([realOf(32001), realOf(32002), realOf(32003)]).toEqual(['02:00:00:00:01:11', '02:00:00:00:01:13', '02:00:00:00:01:12']);
+  });
+
+  it('serialises the changes of concurrent processes, and takes over the lock of a dead one', async () => {
+    expect(await x('-C')).toEqual(ok());
+    const rules = (third: number) =>
+      Array.from({ length: 200 }, (_, i) => `-A -t 10.${third}.${i >> 8}.${i & 255}:80 -s rr\n-a -t 10.${third}.${i >> 8}.${i & 255}:80 -r 10.1.0.11`).join('\n');
+    ensureBuilt();
+    const results = await Promise.all([201, 202, 203].map((third) => spawnXvsadm(pinPath, ['-R'], { XVS_NO_XVSD: '1' }, rules(third))));
+    expect(results).toEqual([ok(), ok(), ok()]);
+    expect((await x('-S', '-n')).stdout.split('\n').filter(Boolean)).toHaveLength(1200);
+
+    const dead = await spawnProcess(process.execPath, ['-e', 'console.log(process.pid)'], {});
+    const b = Balancer.open({ pinPath });
+    try {
+      const key = Buffer.alloc(4);
+      b.dataplane.map('ctl_lock').update(key, L.ctlLock.encode({ pid: Number(dead.stdout), sinceNs: 0n }));
+      expect(await x('-C')).toEqual(ok());
+      expect(b.dataplane.map('ctl_lock').lookup(key)).toBeUndefined();
+    } finally {
+      b.close();
+    }
   });
 
   it('-R with a failing operation goes on; a line ipvsadm cannot parse ends it', async () => {

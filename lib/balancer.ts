@@ -443,12 +443,15 @@ export class Balancer {
       const { version } = store.readCtl(this.dp);
       if (version !== this.version) this.adopt(store.readState(this.dp));
       return this.batch(() => {
-        const result = fn();
-        if (opts.configuration !== false) {
-          this.version = (version + 1) >>> 0;
-          store.writeCtl(this.dp, { version: this.version });
+        try {
+          return fn();
+        } finally {
+          // Also when fn failed half-way: what it wrote is committed, so others must reload.
+          if (opts.configuration !== false) {
+            this.version = (version + 1) >>> 0;
+            store.writeCtl(this.dp, { version: this.version });
+          }
         }
-        return result;
       });
     } finally {
       this.inTransaction = false;

@@ -3,7 +3,9 @@
 // that rewrites packets (NAT) always sees a fresh frame. The kernel reports the average time per
 // run; the generator's own cost is the "harness" row (generator → empty program), and each row
 // also gives its cost over that.
-import { Balancer, type ServiceKey } from '../lib/balancer.js';
+import { Balancer } from '../lib/balancer.js';
+
+type ServiceKey = { protocol: 'tcp'; address: string; port: number };
 import { type BpfProgram, XDP_PASS, XDP_REDIRECT } from '../lib/libbpf.js';
 import { CLIENT_FLOWS, type FrameSpec, frameTemplate, TCP_ACK, TCP_SYN } from './frames.js';
 import { packetLab, PACKET_LAB_GATEWAY_MAC, packetLabReal, type PacketLab, VIP } from './lab.js';

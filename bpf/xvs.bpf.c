@@ -13,6 +13,7 @@
 #include "xvs_stats.h"
 #include "xvs_fwd.h"
 #include "xvs_conn.h"
+#include "xvs_ctl.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -141,5 +142,6 @@ struct xvs_enums {
 	enum xvs_dir dir;
 	enum xvs_conn_state state;
 	enum xvs_reason reason;
+	enum xvs_est_kind est_kind;
 };
 const volatile struct xvs_enums xvs_enums_btf;

@@ -2,8 +2,11 @@
 // No policy lives here: the Balancer decides what to write.
 import { join } from 'node:path';
 import { BpfObject, type BpfMap, type BpfProgram } from './libbpf.js';
+import { forgetEstimate } from './estimator.js';
+import { WriteBatch } from './mapbatch.js';
 import { packageRoot } from './native.js';
 import * as L from './layout.js';
+import { hasPins, openPins, pinNew } from './store.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 1 << 20;
 
@@ -29,7 +32,18 @@ export interface DataplaneOptions {
   maxConnections?: number;
   maxServices?: number;
   maxDests?: number;
+  /**
+   * A directory on the BPF filesystem for the maps: the maps pinned there are used (sizes then
+   * come from them), or made and pinned there when there are none. Unset: the maps live as long
+   * as this process.
+   */
+  pinPath?: string;
 }
+
+/** Maps written before the maps that refer to them, when a batch is committed (see mapbatch.ts). */
+const COMMIT_ORDER = [
+  'svc_stats', 'dest_stats', 'rate_est', 'dests', 'nat_reals', 'sched_slots', 'svc_sched', 'ctl_sched', 'services', 'ctl',
+];
 
 export type Stats = Omit<L.Decoded<typeof L.stats.fields>, never>;
 
@@ -53,43 +67,82 @@ const u32 = (n: number) => {
 
 export class Dataplane {
   readonly object: BpfObject;
-  readonly program: BpfProgram;
   readonly maxServices: number;
   readonly maxDests: number;
   /** enum name → value, for every enum of bpf/xvs_consts.h, read from BTF. */
   readonly enums: ReadonlyMap<string, ReadonlyMap<string, number>>;
+  readonly pinPath: string | undefined;
   private readonly maps: Record<string, BpfMap>;
+  private loaded = false;
+  private prog: BpfProgram | undefined;
+  private writes: WriteBatch | undefined;
 
   constructor(opts: DataplaneOptions = {}) {
     const path = opts.objectPath ?? join(packageRoot(), 'build', 'bpf', 'xvs.bpf.o');
-    const obj = BpfObject.open(path);
+    let obj = BpfObject.open(path);
+    this.pinPath = opts.pinPath;
     try {
       const problems = L.layoutMismatches((name) => obj.btfStruct(name));
       if (problems.length) throw new Error(`xvs: map layouts disagree with BTF:\n  ${problems.join('\n  ')}`);
       this.enums = readEnums(obj);
-      this.maxServices = opts.maxServices ?? 65536;
-      this.maxDests = opts.maxDests ?? 262144;
-      obj.setMaxEntries('conns', opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
-      for (const m of ['services', 'svc_sched', 'svc_stats']) obj.setMaxEntries(m, this.maxServices);
-      for (const m of ['dests', 'dest_stats', 'nat_reals']) obj.setMaxEntries(m, this.maxDests);
-      obj.load();
+      const names = obj.mapNames().filter((m) => !m.includes('.'));
+      if (opts.pinPath && hasPins(opts.pinPath)) {
+        this.maps = openPins(opts.pinPath, names);
+      } else {
+        this.maps = createMaps(obj, names, opts);
+        this.loaded = true;
+        if (opts.pinPath && !pinNew(opts.pinPath, this.maps)) {
+          // Another process pinned its maps first: use those, and an object not loaded yet.
+          for (const map of Object.values(this.maps)) map.close();
+          obj.close();
+          obj = BpfObject.open(path);
+          this.loaded = false;
+          this.maps = openPins(opts.pinPath, names);
+        }
+      }
     } catch (e) {
       obj.close();
       throw e;
     }
     this.object = obj;
-    this.program = obj.program('xvs_xdp');
-    this.maps = Object.fromEntries(
-      ['services', 'dests', 'conns', 'svc_sched', 'sched_slots', 'nat_reals', 'svc_stats', 'dest_stats', 'reasons', 'config']
-        .map((m) => [m, obj.map(m)]),
-    );
-    this.writeTimeouts(DEFAULT_TIMEOUTS);
+    this.maxServices = this.maps.services!.maxEntries;
+    this.maxDests = this.maps.dests!.maxEntries;
+  }
+
+  /** The XDP program; with pinned maps it is loaded (and verified) on first use, on those maps. */
+  get program(): BpfProgram {
+    if (!this.prog) {
+      if (!this.loaded) {
+        for (const name of Object.keys(this.maps)) this.object.reusePinnedMap(name, join(this.pinPath!, name));
+        this.object.load();
+        this.loaded = true;
+      }
+      this.prog = this.object.program('xvs_xdp');
+    }
+    return this.prog;
+  }
+
+  /**
+   * Runs fn with every map write held back, then applies them together, one batch operation per
+   * map (see mapbatch.ts). Reads inside fn see the held-back writes. Nested calls join the outer.
+   */
+  batch<T>(fn: () => T): T {
+    if (this.writes) return fn();
+    this.writes = new WriteBatch(COMMIT_ORDER);
+    const writes = this.writes;
+    try {
+      return fn();
+    } finally {
+      this.writes = undefined;
+      // Also after a failure: the caller's in-memory state already holds what fn did.
+      writes.commit();
+    }
   }
 
   map(name: string): BpfMap {
     const m = this.maps[name];
     if (!m) throw new Error(`xvs: no map ${name}`);
-    return m;
+    return this.writes ? this.writes.view(name, m) : m;
   }
 
   enumValue(enumName: string, name: string): number {
@@ -121,8 +174,10 @@ export class Dataplane {
     return values.map((b) => L.stats.decode(b)).reduce(addStats, ZERO_STATS);
   }
 
+  /** Zeroes a per-CPU stats slot and restarts its rate estimate. */
   zeroStats(map: 'svc_stats' | 'dest_stats', index: number): void {
     this.map(map).updatePerCpu(u32(index), Buffer.alloc(L.stats.size));
+    forgetEstimate(this, map === 'svc_stats' ? 'service' : 'dest', index);
   }
 
   /** Per-reason packet counts, summed over CPUs, keyed by the enum name without XVS_R_. */
@@ -145,8 +200,33 @@ export class Dataplane {
   }
 
   close(): void {
+    this.prog?.close();
+    for (const map of Object.values(this.maps)) map.close();
     this.object.close();
   }
+}
+
+/** Sizes the object's maps, loads it and writes the defaults: a new, unpinned set of maps. */
+function createMaps(obj: BpfObject, names: string[], opts: DataplaneOptions): Record<string, BpfMap> {
+  const maxServices = opts.maxServices ?? 65536;
+  const maxDests = opts.maxDests ?? 262144;
+  obj.setMaxEntries('conns', opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+  for (const m of ['services', 'svc_sched', 'svc_stats', 'ctl_sched']) obj.setMaxEntries(m, maxServices);
+  for (const m of ['dests', 'dest_stats', 'nat_reals']) obj.setMaxEntries(m, maxDests);
+  obj.setMaxEntries('rate_est', maxServices + maxDests);
+  obj.load();
+  const maps = Object.fromEntries(names.map((m) => [m, obj.map(m)]));
+  const cfg = maps.config!;
+  const timeout = L.config.decode(cfg.lookup(u32(0))!).timeout;
+  for (const [state, seconds] of Object.entries(DEFAULT_TIMEOUTS)) timeout[enumOf(obj, 'xvs_conn_state', state)] = seconds;
+  cfg.update(u32(0), L.config.encode({ timeout }));
+  return maps;
+}
+
+function enumOf(obj: BpfObject, enumName: string, name: string): number {
+  const v = obj.btfEnum(enumName)?.find((e) => e.name === name)?.value;
+  if (v === undefined) throw new Error(`xvs: enum ${enumName} has no ${name} in the object's BTF`);
+  return v;
 }
 
 function readEnums(obj: BpfObject): Map<string, Map<string, number>> {

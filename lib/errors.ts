@@ -1,7 +1,7 @@
 // Errors of the control plane, worded as ipvsadm (libipvs's ipvs_strerror) words the same case.
 // `code` is the errno the kernel would have returned, so the CLI can map it to ipvsadm's exit code.
 
-export type XvsErrorCode = 'EEXIST' | 'ESRCH' | 'ENOENT' | 'EINVAL' | 'ENOSPC' | 'EOPNOTSUPP';
+export type XvsErrorCode = 'EEXIST' | 'ESRCH' | 'ENOENT' | 'EINVAL' | 'ERANGE' | 'ENOSPC' | 'EOPNOTSUPP' | 'EBUSY';
 
 export class XvsError extends Error {
   constructor(
@@ -21,6 +21,8 @@ export const errors = {
   noDest: () => new XvsError('ENOENT', 'No such destination'),
   noScheduler: (name: string) => new XvsError('ENOENT', `Scheduler not found: ${name}`),
   invalid: (what: string) => new XvsError('EINVAL', what),
+  range: (what: string) => new XvsError('ERANGE', what),
+  busy: (what: string) => new XvsError('EBUSY', what),
   full: (what: string) => new XvsError('ENOSPC', what),
   unsupported: (what: string) => new XvsError('EOPNOTSUPP', what),
 };

@@ -2,7 +2,7 @@
 // checkLayouts() compares every codec with the object's BTF, so a field moved in C fails loudly
 // at load instead of silently corrupting maps.
 
-type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'addr' | 'u32x16';
+type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'addr' | 'u32x16' | 'cstr64';
 
 interface FieldSpec<K extends FieldKind = FieldKind> {
   readonly offset: number;
@@ -15,11 +15,13 @@ type Value<K extends FieldKind> = K extends 'u64'
     ? Buffer
     : K extends 'u32x16'
       ? number[]
-      : number;
+      : K extends 'cstr64'
+        ? string
+        : number;
 
 export type Decoded<S extends Record<string, FieldSpec>> = { [F in keyof S]: Value<S[F]['kind']> };
 
-const SIZES: Record<FieldKind, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, addr: 16, u32x16: 64 };
+const SIZES: Record<FieldKind, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, addr: 16, u32x16: 64, cstr64: 64 };
 
 export class StructCodec<S extends Record<string, FieldSpec>> {
   constructor(
@@ -54,6 +56,7 @@ function write(buf: Buffer, { offset, kind }: FieldSpec, v: unknown): void {
     case 'u64': buf.writeBigUInt64LE(v as bigint, offset); break;
     case 'addr': (v as Buffer).copy(buf, offset, 0, 16); break;
     case 'u32x16': (v as number[]).forEach((n, i) => buf.writeUInt32LE(n, offset + 4 * i)); break;
+    case 'cstr64': buf.write((v as string).slice(0, 63), offset, 'utf8'); break;
   }
 }
 
@@ -66,6 +69,11 @@ function read(buf: Buffer, { offset, kind }: FieldSpec): unknown {
     case 'u64': return buf.readBigUInt64LE(offset);
     case 'addr': return Buffer.from(buf.subarray(offset, offset + 16));
     case 'u32x16': return Array.from({ length: 16 }, (_, i) => buf.readUInt32LE(offset + 4 * i));
+    case 'cstr64': {
+      const bytes = buf.subarray(offset, offset + 64);
+      const end = bytes.indexOf(0);
+      return bytes.subarray(0, end < 0 ? 64 : end).toString('utf8');
+    }
   }
 }
 
@@ -116,7 +124,27 @@ export const realKey = new StructCodec('xvs_real_key', 20, {
 
 export const config = new StructCodec('xvs_config', 64, { timeout: f(0, 'u32x16') });
 
-export const ALL_CODECS: StructCodec<Record<string, FieldSpec>>[] = [svcKey, service, dest, stats, connKey, conn, schedState, slotKey, realKey, config];
+// Control-plane state (bpf/xvs_ctl.h): never read by the XDP program.
+export const ctl = new StructCodec('xvs_ctl', 88, {
+  destGen: f(0, 'u32'), version: f(4, 'u32'), daemonPid: f(8, 'u32'), destHigh: f(12, 'u32'), daemonTickNs: f(16, 'u64'),
+  netns: f(24, 'cstr64'),
+});
+
+export const schedCtl = new StructCodec('xvs_sched_ctl', 16, { start: f(0, 'u32'), last: f(4, 'u32'), cw: f(8, 'u32') });
+
+export const ctlLock = new StructCodec('xvs_ctl_lock', 16, { pid: f(0, 'u32'), sinceNs: f(8, 'u64') });
+
+export const estKey = new StructCodec('xvs_est_key', 8, { kind: f(0, 'u32'), index: f(4, 'u32') });
+
+export const est = new StructCodec('xvs_est', 80, {
+  lastConns: f(0, 'u64'), lastInpkts: f(8, 'u64'), lastOutpkts: f(16, 'u64'), lastInbytes: f(24, 'u64'),
+  lastOutbytes: f(32, 'u64'), cps: f(40, 'u64'), inpps: f(48, 'u64'), outpps: f(56, 'u64'), inbps: f(64, 'u64'),
+  outbps: f(72, 'u64'),
+});
+
+export const ALL_CODECS: StructCodec<Record<string, FieldSpec>>[] = [
+  svcKey, service, dest, stats, connKey, conn, schedState, slotKey, realKey, config, ctl, schedCtl, ctlLock, estKey, est,
+];
 
 export interface BtfStructView {
   size: number;

@@ -374,7 +374,7 @@ export class BpfMap {
     return { keys, values, next: raw.next };
   }
 
-  private joinPerCpu(values: Buffer[] | Buffer): Buffer {
+  protected joinPerCpu(values: Buffer[] | Buffer): Buffer {
     const cpus = possibleCpus();
     const list = Buffer.isBuffer(values) ? Array<Buffer>(cpus).fill(values) : values;
     if (list.length !== cpus) {

@@ -26,7 +26,7 @@ function service(key: ServiceKey, scheduler: string, method: 'dr' | 'nat', weigh
 }
 
 function answersOf(key: ServiceKey): Record<string, bigint> {
-  const svc = lb.list().find((s) => s.protocol === key.protocol && s.port === key.port)!;
+  const svc = lb.list().find((s) => 'port' in s.key && s.key.protocol === key.protocol && s.key.port === key.port)!;
   return Object.fromEntries(
     svc.realServers.map((r) => [lab.reals.find((h) => h.address === r.address)!.name, r.stats.conns]),
   );

@@ -24,7 +24,7 @@ async function hasEntry(): Promise<boolean> {
 }
 
 it('primes an address once while real servers use it, and again after they all left', async () => {
-  const primer = new NeighbourPrimer(ns.name);
+  const primer = new NeighbourPrimer(() => ns.name);
   primer.use(REAL, true);
   expect(await hasEntry()).toBe(true);
 
@@ -39,7 +39,7 @@ it('primes an address once while real servers use it, and again after they all l
 });
 
 it('primes a later use when the first one needed no neighbour (tunnel)', async () => {
-  const primer = new NeighbourPrimer(ns.name);
+  const primer = new NeighbourPrimer(() => ns.name);
   await ns.ip(['neigh', 'flush', 'dev', 'reals']);
   primer.use(REAL, false);
   expect(await hasEntry()).toBe(false);

@@ -11,7 +11,9 @@ function table(services: ServiceInfo[]): string {
   const rows = ['Prot LocalAddress:Port Scheduler   Conns   InPkts  OutPkts  InBytes OutBytes'];
   for (const s of services) {
     const st = s.stats;
-    rows.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.address}:${s.port}`.padEnd(21)} ${s.scheduler.padEnd(9)} ` +
+    if (!('protocol' in s.key)) continue;
+    const { protocol, address, port } = s.key;
+    rows.push(`${protocol.toUpperCase().padEnd(4)} ${`${address}:${port}`.padEnd(21)} ${s.scheduler.padEnd(9)} ` +
       [st.conns, st.inpkts, st.outpkts, st.inbytes, st.outbytes].map((n) => String(n).padStart(8)).join(' '));
     for (const r of s.realServers) {
       const rs = r.stats;

@@ -41,7 +41,8 @@ export interface PacketLab {
   destroy(): Promise<void>;
 }
 
-export async function packetLab(): Promise<PacketLab> {
+/** `pinPath`: the balancer's maps pinned there (tests of xvsadm, which works on pinned maps). */
+export async function packetLab(opts: { pinPath?: string } = {}): Promise<PacketLab> {
   const topology = new Topology();
   try {
     const ns = await topology.addNamespace('pkt');
@@ -53,7 +54,7 @@ export async function packetLab(): Promise<PacketLab> {
       const dev = addr.startsWith('10.1.') ? 'reals' : 'clients';
       await ns.ip(['neigh', 'replace', addr, 'lladdr', mac, 'dev', dev, 'nud', 'permanent']);
     }
-    const lb = Balancer.open({ netns: ns.name, maxConnections: 4096 });
+    const lb = Balancer.open({ netns: ns.name, maxConnections: 4096, pinPath: opts.pinPath });
     const program = lb.dataplane.program;
     const run = (frame: Buffer, ingress: 'reals' | 'clients' = 'clients') => {
       const ctx = Buffer.alloc(24);

@@ -1,0 +1,309 @@
+// Where a balancer lives when it must outlive the process that configured it: a directory on the
+// BPF filesystem (default /sys/fs/bpf/xvs) holding every map of the dataplane, the control
+// plane's own maps (bpf/xvs_ctl.h) and one pinned XDP link per interface. Successive xvsadm calls,
+// xvsd and API users open the same maps, rebuild the Balancer's in-memory state from them
+// (readState) and serialise their changes with a lock that is itself a map entry.
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { AF_INET6, formatAddress } from './address.js';
+import type { Dataplane } from './dataplane.js';
+import { errors } from './errors.js';
+import * as L from './layout.js';
+import { BpfError, BpfMap, XdpLink, unpin } from './libbpf.js';
+
+export const DEFAULT_PIN_PATH = '/sys/fs/bpf/xvs';
+const BPF_FS_MAGIC = 0xcafe4a11;
+const LINKS_DIR = 'links';
+/** How long a change waits for another process's change to finish. */
+const LOCK_TIMEOUT_MS = 30_000;
+
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+};
+
+/** Key and value sizes of every map, for telling pins of another xvs version apart. */
+const SHAPES: Record<string, [number, number]> = {
+  services: [L.svcKey.size, L.service.size],
+  dests: [4, L.dest.size],
+  conns: [L.connKey.size, L.conn.size],
+  svc_sched: [4, L.schedState.size],
+  sched_slots: [L.slotKey.size, 4],
+  nat_reals: [L.realKey.size, 4],
+  svc_stats: [4, L.stats.size],
+  dest_stats: [4, L.stats.size],
+  reasons: [4, 8],
+  config: [4, L.config.size],
+  ctl: [4, L.ctl.size],
+  ctl_sched: [4, L.schedCtl.size],
+  ctl_lock: [4, L.ctlLock.size],
+  rate_est: [L.estKey.size, L.est.size],
+};
+
+// --- the pin directory -----------------------------------------------------------------------
+
+function isBpffs(dir: string): boolean {
+  try {
+    return statfsSync(dir).type === BPF_FS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a balancer's maps are pinned at pinPath. */
+export function hasPins(pinPath: string): boolean {
+  return existsSync(join(pinPath, 'ctl'));
+}
+
+/**
+ * Pins freshly created maps at pinPath, atomically: they are pinned in a directory of their own
+ * that is then renamed into place. Returns false (and pins nothing) when another process pinned
+ * a balancer there first.
+ */
+export function pinNew(pinPath: string, maps: Record<string, BpfMap>): boolean {
+  if (basename(pinPath).includes('.')) throw errors.invalid(`${pinPath}: the BPF filesystem refuses names with a dot`);
+  const parent = dirname(pinPath);
+  mkdirSync(parent, { recursive: true });
+  if (!isBpffs(parent)) {
+    throw errors.invalid(`${parent} is not on a BPF filesystem (mount it: mount -t bpf bpf /sys/fs/bpf)`);
+  }
+  // bpffs refuses names with dots.
+  const tmp = `${pinPath}-new-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  try {
+    for (const [name, map] of Object.entries(maps)) map.pin(join(tmp, name));
+    renameSync(tmp, pinPath);
+    return true;
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (hasPins(pinPath)) return false;
+    throw e;
+  }
+}
+
+/** Opens the maps pinned at pinPath, checking that this xvs version made them. */
+export function openPins(pinPath: string, names: string[]): Record<string, BpfMap> {
+  const maps: Record<string, BpfMap> = {};
+  try {
+    for (const name of names) {
+      const map = BpfMap.openPinned(join(pinPath, name));
+      maps[name] = map;
+      const shape = SHAPES[name];
+      if (shape && (map.keySize !== shape[0] || map.valueSize !== shape[1])) {
+        throw errors.invalid(
+          `map ${name} pinned at ${pinPath} has key/value sizes ${map.keySize}/${map.valueSize}, this xvs ` +
+            `expects ${shape[0]}/${shape[1]}: it was made by another xvs version (remove it: xvsadm --teardown)`,
+        );
+      }
+    }
+  } catch (e) {
+    for (const map of Object.values(maps)) map.close();
+    if (e instanceof BpfError && e.code === 'ENOENT') {
+      throw errors.invalid(`${pinPath} lacks maps this xvs needs: it was made by another xvs version (${e.message})`);
+    }
+    throw e;
+  }
+  return maps;
+}
+
+/** Where the XDP link of an interface is pinned. */
+export function linkPinPath(pinPath: string, ifname: string): string {
+  return join(pinPath, LINKS_DIR, ifname);
+}
+
+export function pinLink(pinPath: string, ifname: string, link: XdpLink): void {
+  mkdirSync(join(pinPath, LINKS_DIR), { recursive: true });
+  link.pin(linkPinPath(pinPath, ifname));
+}
+
+/** Interfaces with a pinned XDP link, sorted. */
+export function pinnedInterfaces(pinPath: string): string[] {
+  const dir = join(pinPath, LINKS_DIR);
+  return existsSync(dir) ? readdirSync(dir).sort() : [];
+}
+
+/** Detaches the pinned link of an interface and removes its pin; false when there is none. */
+export function detachPinnedLink(pinPath: string, ifname: string): boolean {
+  const path = linkPinPath(pinPath, ifname);
+  if (!existsSync(path)) return false;
+  const link = XdpLink.openPinned(path);
+  try {
+    if (link.ifindex !== 0) link.detach();
+  } finally {
+    link.close();
+  }
+  unpin(path);
+  return true;
+}
+
+/** Detaches every pinned link and removes the whole pin directory. */
+export function removePins(pinPath: string): void {
+  for (const ifname of pinnedInterfaces(pinPath)) detachPinnedLink(pinPath, ifname);
+  rmSync(pinPath, { recursive: true, force: true });
+}
+
+// --- control state -----------------------------------------------------------------------------
+
+export type Ctl = L.Decoded<typeof L.ctl.fields>;
+
+export function readCtl(dp: Dataplane): Ctl {
+  return L.ctl.decode(dp.map('ctl').lookup(u32(0))!);
+}
+
+export function writeCtl(dp: Dataplane, patch: Partial<Ctl>): void {
+  dp.map('ctl').update(u32(0), L.ctl.encode({ ...readCtl(dp), ...patch }));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Takes the balancer's lock: one entry in ctl_lock, created with BPF_NOEXIST so only one process
+ * succeeds. A holder that died is noticed by its pid and its lock taken over. Returns the release.
+ */
+export function lock(dp: Dataplane, timeoutMs = LOCK_TIMEOUT_MS): () => void {
+  const map = dp.map('ctl_lock');
+  const key = u32(0);
+  const mine = L.ctlLock.encode({ pid: process.pid, sinceNs: process.hrtime.bigint() });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      map.update(key, mine, 'noexist');
+      return () => {
+        const held = map.lookup(key);
+        if (held && held.equals(mine)) map.delete(key);
+      };
+    } catch (e) {
+      if (!(e instanceof BpfError) || e.code !== 'EEXIST') throw e;
+    }
+    const held = map.lookup(key);
+    if (!held) continue;
+    const holder = L.ctlLock.decode(held).pid;
+    if (!alive(holder)) {
+      const again = map.lookup(key);
+      if (again && again.equals(held)) map.delete(key);
+      continue;
+    }
+    if (Date.now() > deadline) throw errors.busy(`the balancer is locked by process ${holder}`);
+    Atomics.wait(sleeper, 0, 0, 5);
+  }
+}
+
+// --- reading the configuration back -------------------------------------------------------------
+
+export interface StoredDest {
+  index: number;
+  gen: number;
+  address: string;
+  port: number;
+  /** enum xvs_fwd value. */
+  method: number;
+  weight: number;
+  uThreshold: number;
+  lThreshold: number;
+  flags: number;
+}
+
+export interface StoredService {
+  id: number;
+  key: L.Decoded<typeof L.svcKey.fields>;
+  value: L.Decoded<typeof L.service.fields>;
+  sched: L.Decoded<typeof L.schedState.fields> | undefined;
+  /** The live generation's slots, in slot order. */
+  slots: number[];
+  schedCtl: L.Decoded<typeof L.schedCtl.fields> | undefined;
+  /** Newest first: gen descending, IPVS's list order. */
+  dests: StoredDest[];
+}
+
+export interface StoredState {
+  ctl: Ctl;
+  services: StoredService[];
+}
+
+/** The configuration held in the maps, as the Balancer needs it to carry on where it was left. */
+export function readState(dp: Dataplane): StoredState {
+  const ctl = readCtl(dp);
+  const available = dp.enumValue('xvs_dest_flags', 'XVS_DEST_F_AVAILABLE');
+  const dests = new Map<number, StoredDest[]>();
+  for (const d of readDests(dp, ctl.destHigh)) {
+    if (!(d.flags & available)) continue;
+    const list = dests.get(d.svc) ?? [];
+    list.push(toStoredDest(d));
+    dests.set(d.svc, list);
+  }
+  const slotsBySvc = readSlots(dp);
+  const services: StoredService[] = [];
+  for (const [k, v] of dp.map('services').entries()) {
+    const value = L.service.decode(v);
+    const schedRaw = dp.map('svc_sched').lookup(u32(value.id));
+    const sched = schedRaw ? L.schedState.decode(schedRaw) : undefined;
+    const ctlRaw = dp.map('ctl_sched').lookup(u32(value.id));
+    const live = sched ? slotsBySvc.get(`${value.id}/${sched.gen}`) ?? [] : [];
+    services.push({
+      id: value.id,
+      key: L.svcKey.decode(k),
+      value,
+      sched,
+      slots: live.slice(0, sched?.len ?? 0),
+      schedCtl: ctlRaw ? L.schedCtl.decode(ctlRaw) : undefined,
+      dests: (dests.get(value.id) ?? []).sort((a, b) => b.gen - a.gen),
+    });
+  }
+  return { ctl, services };
+}
+
+type DestRecord = L.Decoded<typeof L.dest.fields> & { index: number };
+
+/** The dests array below its high-water mark, batched. */
+function readDests(dp: Dataplane, high: number): DestRecord[] {
+  const map = dp.map('dests');
+  const out: DestRecord[] = [];
+  const end = Math.min(high, map.maxEntries);
+  let cursor: Buffer | null = null;
+  while (out.length < end) {
+    const batch = map.lookupBatch(cursor, Math.min(4096, end - out.length));
+    batch.keys.forEach((key, i) => out.push({ ...L.dest.decode(batch.values[i]!), index: key.readUInt32LE(0) }));
+    if (!batch.next || batch.keys.length === 0) break;
+    cursor = batch.next;
+  }
+  return out;
+}
+
+/** Every scheduler slot, grouped by "svc/gen" and ordered by slot. */
+function readSlots(dp: Dataplane): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const [k, v] of dp.map('sched_slots').entries()) {
+    const key = L.slotKey.decode(k);
+    const id = `${key.svc}/${key.gen}`;
+    const list = out.get(id) ?? [];
+    list[key.slot] = v.readUInt32LE(0);
+    out.set(id, list);
+  }
+  return out;
+}
+
+function toStoredDest(d: DestRecord): StoredDest {
+  const family = d.af === AF_INET6 ? 'inet6' : 'inet';
+  return {
+    index: d.index,
+    gen: d.gen,
+    address: formatAddress(d.addr, family),
+    port: d.port,
+    method: d.method,
+    weight: d.weight,
+    uThreshold: d.uThreshold,
+    lThreshold: d.lThreshold,
+    flags: d.flags,
+  };
+}

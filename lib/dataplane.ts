@@ -72,6 +72,7 @@ export class Dataplane {
       obj.setMaxEntries('conns', opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
       for (const m of ['services', 'svc_sched', 'svc_stats']) obj.setMaxEntries(m, this.maxServices);
       for (const m of ['dests', 'dest_stats', 'nat_reals']) obj.setMaxEntries(m, this.maxDests);
+      obj.setMaxEntries('vips', this.maxServices);
       obj.load();
     } catch (e) {
       obj.close();
@@ -80,7 +81,10 @@ export class Dataplane {
     this.object = obj;
     this.program = obj.program('xvs_xdp');
     this.maps = Object.fromEntries(
-      ['services', 'dests', 'conns', 'svc_sched', 'sched_slots', 'nat_reals', 'svc_stats', 'dest_stats', 'reasons', 'config']
+      [
+        'services', 'dests', 'conns', 'svc_sched', 'sched_slots', 'nat_reals', 'svc_stats', 'dest_stats', 'reasons',
+        'config', 'tun_sources', 'frags', 'vips',
+      ]
         .map((m) => [m, obj.map(m)]),
     );
     this.writeTimeouts(DEFAULT_TIMEOUTS);

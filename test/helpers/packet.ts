@@ -630,7 +630,8 @@ function l4ChecksumOk(b: Buffer, packet: ParsedPacket, at: Layout): boolean {
 /**
  * Splits the IP packet of an untagged frame (no tunnel) into fragments of at most `size` bytes of
  * fragmentable payload (a multiple of 8), as a router or the sender would: IPv4 with MF and
- * offsets, IPv6 with a fragment header of identification `id`. The Ethernet header is repeated.
+ * offsets, IPv6 with a fragment header; both with identification `id`. The Ethernet header is
+ * repeated.
  */
 export function fragmentFrame(frame: Buffer, size: number, id = 0x1234): Buffer[] {
   if (size % 8 !== 0) throw new Error(`fragment size ${size} is not a multiple of 8`);
@@ -654,6 +655,7 @@ export function fragmentFrame(frame: Buffer, size: number, id = 0x1234): Buffer[
       out.push(Buffer.concat([eth, h, fragment, piece]));
     } else {
       h.writeUInt16BE(headerLength + piece.length, 2);
+      h.writeUInt16BE(id & 0xffff, 4);
       h.writeUInt16BE((h.readUInt16BE(6) & 0x4000) | (more ? 0x2000 : 0) | (offset / 8), 6);
       h.writeUInt16BE(0, 10);
       h.writeUInt16BE(checksum(h), 10);

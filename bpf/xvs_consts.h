@@ -78,7 +78,7 @@ enum xvs_reason {
 	XVS_R_UNSUPPORTED_FWD,	 /* forwarding method not built yet: passed */
 	XVS_R_PASS_IPV6_EXT,	 /* IPv6 extension headers xvs does not walk (see xvs_parse.h): passed */
 	XVS_R_PASS_ICMP,	 /* ICMP neither an echo request to a virtual address nor an error of a connection */
-	XVS_R_ICMP_ECHO_REPLY,	 /* echo request to a virtual address: answered (XDP_TX) */
+	XVS_R_ICMP_ECHO_REPLY,	 /* echo request to a virtual address: answered */
 	XVS_R_ICMP_TOO_BIG,	 /* too big for the path to the real server: ICMP frag needed / packet too big sent */
 	XVS_R_DROP_TOO_BIG,	 /* too big, and IPv4 without DF or an ICMP error itself: dropped (xvs does not fragment) */
 	XVS_R_DROP_NO_ROOM,	 /* no headroom to add a header (tunnel, ICMP): dropped */

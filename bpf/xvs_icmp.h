@@ -108,7 +108,7 @@ static __always_inline void swap_macs(struct ethhdr *eth)
 }
 
 /* Makes room for `hdr_len` bytes of new IP and ICMP headers in front of the packet, keeps
- * `quote` bytes of it and turns its L2 header round, so that XDP_TX returns the frame to the
+ * `quote` bytes of it and turns its L2 header round, so that it goes back to the
  * neighbour it came from. Returns the L2 header length, or -1 (nothing usable left). */
 static __always_inline int icmp_error_frame(struct xdp_md *ctx, int tagged, int hdr_len,
 					    __u32 quote)
@@ -133,6 +133,15 @@ static __always_inline int icmp_error_frame(struct xdp_md *ctx, int tagged, int 
 	if (have > want && bpf_xdp_adjust_tail(ctx, -(int)(have - want)))
 		return -1;
 	return l2;
+}
+
+/* Sends a message the balancer wrote back out of the interface it came in on. Not XDP_TX: a veth
+ * wakes its peer for XDP_TX frames only when the peer runs XDP itself (veth_xdp_flush()), so a
+ * container's veth would hold the message until other traffic came; a redirect is flushed. */
+static __always_inline int reply_to_sender(struct xdp_md *ctx, __u32 reason)
+{
+	count_reason(reason);
+	return bpf_redirect(ctx->ingress_ifindex, 0);
 }
 
 static __always_inline int drop_no_room(void)
@@ -178,8 +187,7 @@ static __always_inline int icmp4_too_big(struct xdp_md *ctx, int tagged, __be32 
 	icmp->frag.unused = 0;
 	icmp->frag.mtu = bpf_htons(mtu);
 	icmp->check = ~csum_fold32(csum_frame(ctx, (void *)icmp - data));
-	count_reason(XVS_R_ICMP_TOO_BIG);
-	return XDP_TX;
+	return reply_to_sender(ctx, XVS_R_ICMP_TOO_BIG);
 }
 
 /* As icmp4_too_big() for IPv6: ICMPv6 packet too big (RFC 4443 3.2). */
@@ -214,8 +222,7 @@ static __always_inline int icmp6_too_big(struct xdp_md *ctx, int tagged,
 	icmp->mtu6 = bpf_htonl(mtu < XVS_IPV6_MIN_MTU ? XVS_IPV6_MIN_MTU : mtu);
 	__u32 s = csum_ipv6_pseudo(vip->v6, client->v6, len, IPPROTO_ICMPV6);
 	icmp->check = ~csum_fold32(s + csum_fold32(csum_frame(ctx, (void *)icmp - data)));
-	count_reason(XVS_R_ICMP_TOO_BIG);
-	return XDP_TX;
+	return reply_to_sender(ctx, XVS_R_ICMP_TOO_BIG);
 }
 
 /* Returned by xvs_forward() when the client is to learn the MTU in p->fwd.mtu. */
@@ -249,7 +256,7 @@ __attribute__((noinline)) int xvs_icmp_too_big(struct xdp_md *ctx, const struct 
 
 /* An echo request to a virtual address is answered from it, as the director's own stack answers
  * for a VIP in IPVS; the reply goes back to the neighbour the request came from. */
-static __always_inline int icmp_echo_reply(struct xvs_pkt *p)
+static __always_inline int icmp_echo_reply(struct xdp_md *ctx, struct xvs_pkt *p)
 {
 	struct xvs_vip_key vk = {};
 	__u16 *type_code = p->l4;
@@ -278,8 +285,7 @@ static __always_inline int icmp_echo_reply(struct xvs_pkt *p)
 	/* Swapping the addresses leaves the ICMPv6 pseudo-header's sum as it was. */
 	*check = csum_replace2(*check, old, *type_code);
 	swap_macs(p->eth);
-	count_reason(XVS_R_ICMP_ECHO_REPLY);
-	return XDP_TX;
+	return reply_to_sender(ctx, XVS_R_ICMP_ECHO_REPLY);
 }
 
 static __always_inline int icmp_is_error(const struct xvs_pkt *p, __u8 type)

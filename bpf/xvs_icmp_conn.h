@@ -47,12 +47,12 @@ static __always_inline int icmp_error(struct xvs_pkt *p)
 	return fwd_to_client(p, &r->vaddr, r->vport);
 }
 
-static __always_inline int icmp_in(struct xvs_pkt *p)
+static __always_inline int icmp_in(struct xdp_md *ctx, struct xvs_pkt *p)
 {
 	__u8 type = *(__u8 *)p->l4;
 
 	if (type == (p->ip4 ? ICMP_ECHO : ICMPV6_ECHO_REQUEST))
-		return icmp_echo_reply(p);
+		return icmp_echo_reply(ctx, p);
 	if (icmp_is_error(p, type))
 		return icmp_error(p);
 	return pass(XVS_R_PASS_ICMP);
@@ -68,7 +68,7 @@ __attribute__((noinline)) int xvs_icmp(struct xdp_md *ctx, struct xvs_pkt *p)
 	h = *p;
 	if (pkt_headers(ctx, &h) || !h.l4)
 		return XDP_ABORTED;
-	int verdict = icmp_in(&h);
+	int verdict = icmp_in(ctx, &h);
 	p->fwd = h.fwd;
 	return verdict;
 }

@@ -54,7 +54,7 @@ describe('echo', () => {
   it('an echo request to a virtual address is answered from it, back to the neighbour it came from', () => {
     for (const [src, dst, reply] of [[CLIENT, VIP, 0], [CLIENT6, VIP6, 129]] as const) {
       const { verdict, out } = lab.run(buildFrame(echo(src, dst)));
-      expect(verdict).toBe('tx');
+      expect(verdict).toBe('redirect'); // to the ingress interface (see reply_to_sender())
       const expected = buildFrame({
         dstMac: CLIENT_MAC, srcMac: LB_MAC, ip: { src: dst, dst: src, ttl: 64, id: 5 },
         icmp: { type: reply, rest: 0x00070001 }, payload: 'abcdefgh',
@@ -78,7 +78,7 @@ describe('echo', () => {
     lab.lb.addService(other, { scheduler: 'rr' });
     lab.lb.addService(again, { scheduler: 'rr' });
     lab.lb.deleteService(other);
-    expect(lab.run(buildFrame(echo(CLIENT, '10.0.0.102'))).verdict).toBe('tx');
+    expect(lab.run(buildFrame(echo(CLIENT, '10.0.0.102'))).verdict).toBe('redirect');
     lab.lb.deleteService(again);
     expect(lab.run(buildFrame(echo(CLIENT, '10.0.0.102'))).verdict).toBe('pass');
   });

@@ -207,7 +207,7 @@ describe('packets too big for the tunnel', () => {
     const spec = clientPacket(VIP, 80, {}, big);
     const frame = buildFrame(spec);
     const { verdict, out } = lab.run(frame);
-    expect(verdict).toBe('tx');
+    expect(verdict).toBe('redirect'); // back out of the ingress interface
     const quote = frame.subarray(14, 14 + 548);
     const icmp = Buffer.concat([Buffer.from([3, 4, 0, 0, 0, 0, 1480 >> 8, 1480 & 0xff]), quote]);
     icmp.writeUInt16BE(checksum(icmp), 2);
@@ -222,7 +222,7 @@ describe('packets too big for the tunnel', () => {
   it('IPv6: ICMPv6 packet too big with the tunnel MTU, quoting up to the minimum MTU', () => {
     const frame = buildFrame(clientPacket(VIP6, 80, {}, big6));
     const { verdict, out } = lab.run(frame);
-    expect(verdict).toBe('tx');
+    expect(verdict).toBe('redirect');
     const expected = buildFrame({
       dstMac: CLIENT_MAC, srcMac: LB_MAC, ip: { src: VIP6, dst: CLIENT6, ttl: 64 },
       icmp: { type: 2, code: 0, rest: 1460 }, payload: frame.subarray(14, 14 + 1280 - 48),

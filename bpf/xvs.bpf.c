@@ -67,7 +67,7 @@ static __always_inline int balance(struct xvs_pkt *p, const struct xvs_service *
 	conn_touch(c, p, c->method == XVS_FWD_NAT ? XVS_TCP_INPUT : XVS_TCP_INPUT_ONLY, now);
 	count_in(c->svc, c->dest, p->ip_len, new_conn);
 	frag_remember(p, now);
-	return fwd_to_real(p, c->method, d, &p->key);
+	return fwd_to_real(p, c->method, c->dest, d, &p->key);
 }
 
 /* A packet from a NAT real server to a client: rewrite its source back to the virtual service. */

@@ -65,7 +65,7 @@ static __always_inline int frag_follow(struct xvs_pkt *p)
 	if (conn_expired(c, now) || !d || !dest_alive(d, c))
 		return pass(XVS_R_PASS_FRAGMENT);
 	count_in(c->svc, c->dest, p->ip_len, 0);
-	return fwd_to_real(p, c->method, d, &ck);
+	return fwd_to_real(p, c->method, c->dest, d, &ck);
 }
 
 #endif

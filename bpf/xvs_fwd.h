@@ -134,41 +134,61 @@ static __always_inline void nat_rewrite(struct xvs_pkt *p, int dst, const union 
 	*pp = port;
 }
 
-/* TUN: the route to the real server decides the outer source (unless one is configured) and
- * whether the packet still fits with the outer header. */
-static __always_inline int tun_forward(struct xdp_md *ctx, struct xvs_pkt *p, __u8 af,
-				       const union xvs_addr *real, __u32 hash)
+/* The route's source towards the real server from its cache entry c, while that is fresh. */
+static __always_inline int tun_source_cached(const struct xvs_tun_src_cache *c,
+					     const struct xvs_fwd_req *r, __u64 now,
+					     union xvs_addr *src)
 {
-	__u32 hlen = outer_hlen(af);
-	union xvs_addr src = {};
-	int fixed = tun_source(af, hash, &src);
-	struct bpf_fib_lookup fib;
+	if (!c || c->dest_gen != r->dest_gen || now > c->expires)
+		return 0;
+	*src = c->src;
+	return 1;
+}
 
-	int why = fib_route(ctx, p, af, &src, real, p->ip_len + hlen,
-			    fixed ? 0 : BPF_FIB_LOOKUP_SRC, &fib);
+/* TUN: the outer source is the configured one, or the route's (cached per real server); the
+ * route to the real server decides whether the packet still fits with the outer header. */
+static __always_inline int tun_forward(struct xdp_md *ctx, struct xvs_pkt *p,
+				       struct bpf_fib_lookup *fib)
+{
+	const struct xvs_fwd_req *r = &p->fwd;
+	__u8 af = r->to_af;
+	__u32 hlen = outer_hlen(af);
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct xvs_tun_src_cache *cache = bpf_map_lookup_elem(&tun_src_cache, &r->dest);
+	union xvs_addr src = {};
+	int known = tun_source(af, r->hash, &src) || tun_source_cached(cache, r, now, &src);
+
+	int why = fib_route(ctx, p, af, &src, &r->to, p->ip_len + hlen,
+			    known ? 0 : BPF_FIB_LOOKUP_SRC, fib);
 	if (why == XVS_R_ICMP_TOO_BIG)
-		return too_big(p, fib.mtu_result > hlen ? fib.mtu_result - hlen : 0);
+		return too_big(p, fib->mtu_result > hlen ? fib->mtu_result - hlen : 0);
 	if (why >= 0)
 		return pass(why);
-	if (!fixed) {
+	if (!known) {
 		if (af == XVS_AF_INET)
-			src.v4 = fib.ipv4_src;
+			src.v4 = fib->ipv4_src;
 		else
-			__builtin_memcpy(src.v6, fib.ipv6_src, 16);
+			__builtin_memcpy(src.v6, fib->ipv6_src, 16);
+		if (cache) {
+			/* Racing writers store the same route's source; a reader checks gen and time. */
+			cache->src = src;
+			cache->expires = now + XVS_TUN_SRC_REFRESH_NS;
+			cache->dest_gen = r->dest_gen;
+		}
 	}
-	if (tun_encap(ctx, p, af, &src, real, hash)) {
+	if (tun_encap(ctx, p, af, &src, &r->to, r->hash)) {
 		count_reason(XVS_R_DROP_NO_ROOM);
 		return XDP_DROP;
 	}
-	return transmit(ctx, p, &fib);
+	return transmit(ctx, p, fib);
 }
 
 /* Returned by the decision code when xvs_forward() is to send the packet. */
 #define XVS_FORWARD (-1)
 
-/* The packet goes to real server d by `method`; flow is its connection's key. */
-static __always_inline int fwd_to_real(struct xvs_pkt *p, __u8 method, const struct xvs_dest *d,
-				       const struct xvs_conn_key *flow)
+/* The packet goes to real server d (index dest) by `method`; flow is its connection's key. */
+static __always_inline int fwd_to_real(struct xvs_pkt *p, __u8 method, __u32 dest,
+				       const struct xvs_dest *d, const struct xvs_conn_key *flow)
 {
 	p->fwd.dir = XVS_DIR_IN;
 	p->fwd.method = method;
@@ -176,6 +196,8 @@ static __always_inline int fwd_to_real(struct xvs_pkt *p, __u8 method, const str
 	p->fwd.to_af = d->af;
 	p->fwd.port = d->port;
 	p->fwd.hash = method == XVS_FWD_TUN ? flow_hash(flow) : 0;
+	p->fwd.dest = dest;
+	p->fwd.dest_gen = d->gen;
 	return XVS_FORWARD;
 }
 
@@ -192,38 +214,38 @@ static __always_inline int fwd_to_client(struct xvs_pkt *p, const union xvs_addr
 }
 
 /* Sends a packet from the client's side of a connection to its real server by `method`. */
-static __always_inline int forward_in(struct xdp_md *ctx, struct xvs_pkt *p)
+static __always_inline int forward_in(struct xdp_md *ctx, struct xvs_pkt *p,
+				      struct bpf_fib_lookup *fib)
 {
 	const struct xvs_fwd_req *r = &p->fwd;
-	struct bpf_fib_lookup fib;
 
 	if (r->method == XVS_FWD_TUN)
-		return tun_forward(ctx, p, r->to_af, &r->to, r->hash);
+		return tun_forward(ctx, p, fib);
 	if (r->method != XVS_FWD_DR && r->method != XVS_FWD_NAT)
 		return pass(XVS_R_UNSUPPORTED_FWD);
-	int why = fib_route(ctx, p, r->to_af, &p->key.saddr, &r->to, p->ip_len, 0, &fib);
+	int why = fib_route(ctx, p, r->to_af, &p->key.saddr, &r->to, p->ip_len, 0, fib);
 	if (why == XVS_R_ICMP_TOO_BIG)
-		return too_big(p, fib.mtu_result);
+		return too_big(p, fib->mtu_result);
 	if (why >= 0)
 		return pass(why);
 	if (r->method == XVS_FWD_NAT)
 		nat_rewrite(p, 1, &r->to, r->port);
-	return transmit(ctx, p, &fib);
+	return transmit(ctx, p, fib);
 }
 
 /* Sends a NAT real server's packet to the client with the virtual address and port as source.
  * Too big for the client's path, it is passed: the kernel's forwarding then tells the real
  * server, which sent it, the MTU. */
-static __always_inline int forward_reply(struct xdp_md *ctx, struct xvs_pkt *p)
+static __always_inline int forward_reply(struct xdp_md *ctx, struct xvs_pkt *p,
+					 struct bpf_fib_lookup *fib)
 {
 	const struct xvs_fwd_req *r = &p->fwd;
-	struct bpf_fib_lookup fib;
 
-	int why = fib_route(ctx, p, p->key.af, &p->key.saddr, &p->key.daddr, p->ip_len, 0, &fib);
+	int why = fib_route(ctx, p, p->key.af, &p->key.saddr, &p->key.daddr, p->ip_len, 0, fib);
 	if (why >= 0)
 		return pass(why == XVS_R_ICMP_TOO_BIG ? XVS_R_PASS_FIB : why);
 	nat_rewrite(p, 0, &r->to, r->port);
-	return transmit(ctx, p, &fib);
+	return transmit(ctx, p, fib);
 }
 
 /* Carries out the forwarding decision in in->fwd; XVS_TOO_BIG leaves the MTU in in->fwd.mtu. A
@@ -231,18 +253,20 @@ static __always_inline int forward_reply(struct xdp_md *ctx, struct xvs_pkt *p)
  * every way the decision code reaches it. */
 __attribute__((noinline)) int xvs_forward(struct xdp_md *ctx, struct xvs_pkt *in)
 {
+	__u32 zero = 0;
+	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&fib_params, &zero);
 	struct xvs_pkt p;
 	int verdict;
 
-	if (!in)
+	if (!in || !fib)
 		return XDP_ABORTED;
 	p = *in;
 	if (pkt_headers(ctx, &p))
 		return XDP_ABORTED;
 	if (p.fwd.dir == XVS_DIR_IN)
-		verdict = forward_in(ctx, &p);
+		verdict = forward_in(ctx, &p, fib);
 	else
-		verdict = forward_reply(ctx, &p);
+		verdict = forward_reply(ctx, &p, fib);
 	in->fwd.mtu = p.fwd.mtu;
 	return verdict;
 }

@@ -34,7 +34,7 @@ static __always_inline int icmp_error(struct xvs_pkt *p)
 		if (conn_expired(c, now) || !d || !dest_alive(d, c))
 			return pass(XVS_R_PASS_ICMP);
 		count_in(c->svc, c->dest, p->ip_len, 0);
-		return fwd_to_real(p, c->method, d, &k);
+		return fwd_to_real(p, c->method, c->dest, d, &k);
 	}
 	k.dir = XVS_DIR_REPLY;
 	struct xvs_conn *r = bpf_map_lookup_elem(&conns, &k);

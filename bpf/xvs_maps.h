@@ -92,6 +92,22 @@ struct {
 } tun_sources SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XVS_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, struct xvs_tun_src_cache);
+} tun_src_cache SEC(".maps");
+
+/* Scratch room for bpf_fib_lookup()'s parameters: on the stack they would push xvs_forward() and
+ * its caller past the 512 bytes that a chain of BPF calls may use together. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bpf_fib_lookup);
+} fib_params SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XVS_MAX_FRAGS);
 	__type(key, struct xvs_frag_key);

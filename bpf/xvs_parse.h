@@ -61,6 +61,8 @@ struct xvs_ipv6_frag_hdr {
 struct xvs_fwd_req {
 	union xvs_addr to; /* to the real server: its address; to the client: the virtual address */
 	__u32 hash;	   /* TUN: the connection's flow hash (picks the outer source) */
+	__u32 dest;	   /* to the real server: its index and generation in dests */
+	__u32 dest_gen;
 	__be16 port;	   /* the real server's port, or the virtual port */
 	__u8 dir;	   /* XVS_DIR_IN: to the real server; XVS_DIR_REPLY: to the client (NAT) */
 	__u8 method;	   /* enum xvs_fwd */

@@ -112,6 +112,16 @@ struct xvs_tun_source {
 	union xvs_addr hostmask;
 };
 
+/* tun_src_cache[dest index]: the route's source towards a TUN real server, as the FIB gave it when
+ * no tunnel source is configured (IPv6 source selection costs more than the rest of the packet's
+ * path), as IPVS keeps it with the destination's cached route. */
+struct xvs_tun_src_cache {
+	union xvs_addr src;
+	__u64 expires; /* bpf_ktime_get_coarse_ns() after which the FIB is asked again */
+	__u32 dest_gen;
+	__u32 pad;
+};
+
 /* frags: a fragmented datagram whose first fragment was balanced; later fragments (which carry
  * no ports) follow the connection the first one used. */
 struct xvs_frag_key {

@@ -71,7 +71,7 @@ export class Dataplane {
       this.maxDests = opts.maxDests ?? 262144;
       obj.setMaxEntries('conns', opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
       for (const m of ['services', 'svc_sched', 'svc_stats']) obj.setMaxEntries(m, this.maxServices);
-      for (const m of ['dests', 'dest_stats', 'nat_reals']) obj.setMaxEntries(m, this.maxDests);
+      for (const m of ['dests', 'dest_stats', 'nat_reals', 'tun_src_cache']) obj.setMaxEntries(m, this.maxDests);
       obj.setMaxEntries('vips', this.maxServices);
       obj.load();
     } catch (e) {

@@ -122,6 +122,10 @@ export const config = new StructCodec('xvs_config', 64, { timeout: f(0, 'u32x16'
 
 export const tunSource = new StructCodec('xvs_tun_source', 32, { addr: f(0, 'addr'), hostmask: f(16, 'addr') });
 
+export const tunSrcCache = new StructCodec('xvs_tun_src_cache', 32, {
+  src: f(0, 'addr'), expires: f(16, 'u64'), destGen: f(24, 'u32'),
+});
+
 export const fragKey = new StructCodec('xvs_frag_key', 40, {
   saddr: f(0, 'addr'), daddr: f(16, 'addr'), id: f(32, 'u32'), proto: f(36, 'u8'), af: f(37, 'u8'),
 });
@@ -138,7 +142,7 @@ export const decapSrcKey = new StructCodec('xvs_decap_src_key', 24, {
 type AnyCodec = StructCodec<Record<string, FieldSpec>>;
 
 export const ALL_CODECS: AnyCodec[] = [
-  svcKey, service, dest, stats, connKey, conn, schedState, slotKey, realKey, config, tunSource, fragKey, frag, vipKey,
+  svcKey, service, dest, stats, connKey, conn, schedState, slotKey, realKey, config, tunSource, tunSrcCache, fragKey, frag, vipKey,
 ];
 
 /** The codecs of xvs_decap.bpf.o. */

@@ -182,6 +182,23 @@ describe('errors from the path towards the client', () => {
   });
 });
 
+describe('packets too big for the real server\'s link', () => {
+  it('NAT: the client learns the MTU from an error quoting its own, untranslated packet', () => {
+    const request = buildFrame({
+      dstMac: LB_MAC, srcMac: CLIENT_MAC, ip: { src: CLIENT, dst: VIP, df: true }, tcp: { sport: sport++, dport: 8080, flags: 'A' },
+      payload: 'x'.repeat(1600),
+    });
+    lab.run(buildFrame({ ip: { src: CLIENT, dst: VIP }, tcp: { sport: sport - 1, dport: 8080, flags: 'S' } }));
+    const { verdict, out } = lab.run(request);
+    expect(verdict).toBe('redirect');
+    const expected = buildFrame({
+      dstMac: CLIENT_MAC, srcMac: LB_MAC, ip: { src: VIP, dst: CLIENT, tos: 0xc0 },
+      icmp: { type: 3, code: 4, rest: 1500 }, payload: ip4Of(request).subarray(0, 548),
+    });
+    expect(out.toString('hex')).toBe(expected.toString('hex'));
+  });
+});
+
 describe('errors xvs passes', () => {
   it('an error quoting no connection, or not sent back to the quoted source', () => {
     const sp = sport++;

@@ -15,7 +15,7 @@
 #include "xvs_stats.h"
 #include "xvs_fwd.h"
 #include "xvs_conn.h"
-#include "xvs_reply.h"
+#include "xvs_related.h"
 #include "xvs_frag.h"
 #include "xvs_icmp_conn.h"
 

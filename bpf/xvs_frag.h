@@ -9,10 +9,8 @@
 #ifndef XVS_FRAG_H
 #define XVS_FRAG_H
 
-#include "xvs_conn.h"
-#include "xvs_fwd.h"
 #include "xvs_maps.h"
-#include "xvs_reply.h"
+#include "xvs_related.h"
 
 static __always_inline void frag_key(const struct xvs_pkt *p, struct xvs_frag_key *fk)
 {
@@ -50,22 +48,9 @@ static __always_inline int frag_follow(struct xvs_pkt *p)
 	struct xvs_conn *c = bpf_map_lookup_elem(&conns, &ck);
 	if (!c)
 		return pass(XVS_R_PASS_FRAGMENT);
-
-	if (ck.dir == XVS_DIR_REPLY) {
-		/* c is the reply entry of a NAT connection. */
-		struct xvs_conn *in = reply_conn(&ck, c, now);
-
-		if (!in)
-			return pass(XVS_R_PASS_FRAGMENT);
-		count_out(in->svc, in->dest, p->ip_len);
-		return fwd_to_client(p, &c->vaddr, c->vport);
-	}
-	__u32 di = c->dest;
-	struct xvs_dest *d = bpf_map_lookup_elem(&dests, &di);
-	if (conn_expired(c, now) || !d || !dest_alive(d, c))
-		return pass(XVS_R_PASS_FRAGMENT);
-	count_in(c->svc, c->dest, p->ip_len, 0);
-	return fwd_to_real(p, c->method, c->dest, d, &ck);
+	if (ck.dir == XVS_DIR_REPLY)
+		return related_to_client(p, c, &ck, now, XVS_R_PASS_FRAGMENT);
+	return related_to_real(p, c, &ck, now, XVS_R_PASS_FRAGMENT);
 }
 
 #endif

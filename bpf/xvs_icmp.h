@@ -150,78 +150,67 @@ static __always_inline int drop_no_room(void)
 	return XDP_DROP;
 }
 
-/* ICMP fragmentation needed from the address the client sent to (the virtual address), quoting
- * as much of its packet as RFC 1812 allows. */
-static __always_inline int icmp4_too_big(struct xdp_md *ctx, int tagged, __be32 client,
-					 __be32 vip, __u32 ip_len, __u32 mtu)
+/* Turns the packet into the error that tells its client the path's MTU: ICMP fragmentation
+ * needed (RFC 1191) or ICMPv6 packet too big (RFC 4443 3.2), from the address the client sent to
+ * (the virtual address), quoting as much of its packet as RFC 1812 4.3.2.3 (576 bytes in all) or
+ * RFC 4443 2.4 (1280) allows. */
+static __always_inline int icmp_too_big(struct xdp_md *ctx, const struct xvs_pkt *p, __u32 mtu)
 {
-	int hdr_len = sizeof(struct iphdr) + XVS_ICMP_HLEN;
-	__u32 quote = XVS_ICMP4_ERR_MAX - hdr_len;
+	int v4 = p->key.af == XVS_AF_INET;
+	int hdr_len = (v4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr)) + XVS_ICMP_HLEN;
+	__u32 quote = (v4 ? XVS_ICMP4_ERR_MAX : XVS_ICMP6_ERR_MAX) - hdr_len;
+	union xvs_addr client = p->key.saddr;
+	union xvs_addr vip = p->key.daddr;
 
-	if (ip_len < quote)
-		quote = ip_len;
-	int l2 = icmp_error_frame(ctx, tagged, hdr_len, quote);
+	if (p->ip_len < quote)
+		quote = p->ip_len;
+	int l2 = icmp_error_frame(ctx, p->tagged, hdr_len, quote);
 	if (l2 < 0)
 		return drop_no_room();
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct iphdr *ip = data + (l2 & 0x1f);
-	struct xvs_icmphdr *icmp = (void *)(ip + 1);
-	if ((void *)(icmp + 1) > data_end)
+	void *l3 = data + (l2 & 0x1f);
+	/* Any TCP or UDP packet leaves at least this much (IPv4: 28 + a 20-byte quote). */
+	if (l3 + sizeof(struct ipv6hdr) + XVS_ICMP_HLEN > data_end)
 		return drop_no_room();
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->tos = XVS_ICMP_TOS;
-	ip->tot_len = bpf_htons(hdr_len + quote);
-	ip->id = 0;
-	ip->frag_off = 0;
-	ip->ttl = XVS_ICMP_TTL;
-	ip->protocol = IPPROTO_ICMP;
-	ip->check = 0;
-	ip->saddr = vip;
-	ip->daddr = client;
-	ip->check = csum_ipv4_header((__u16 *)ip);
-	icmp->type = ICMP_DEST_UNREACH;
-	icmp->code = ICMP_FRAG_NEEDED;
-	icmp->check = 0;
-	icmp->frag.unused = 0;
-	icmp->frag.mtu = bpf_htons(mtu);
-	icmp->check = ~csum_fold32(csum_frame(ctx, (void *)icmp - data));
-	return reply_to_sender(ctx, XVS_R_ICMP_TOO_BIG);
-}
-
-/* As icmp4_too_big() for IPv6: ICMPv6 packet too big (RFC 4443 3.2). */
-static __always_inline int icmp6_too_big(struct xdp_md *ctx, int tagged,
-					 const union xvs_addr *client, const union xvs_addr *vip,
-					 __u32 ip_len, __u32 mtu)
-{
-	int hdr_len = sizeof(struct ipv6hdr) + XVS_ICMP_HLEN;
-	__u32 quote = XVS_ICMP6_ERR_MAX - hdr_len;
-
-	if (ip_len < quote)
-		quote = ip_len;
-	int l2 = icmp_error_frame(ctx, tagged, hdr_len, quote);
-	if (l2 < 0)
-		return drop_no_room();
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ipv6hdr *ip6 = data + (l2 & 0x1f);
-	struct xvs_icmphdr *icmp = (void *)(ip6 + 1);
-	if ((void *)(icmp + 1) > data_end)
-		return drop_no_room();
+	struct xvs_icmphdr *icmp = l3 + hdr_len - XVS_ICMP_HLEN;
 	__u32 len = XVS_ICMP_HLEN + quote;
-	*(__be32 *)ip6 = bpf_htonl(6 << 28);
-	ip6->payload_len = bpf_htons(len);
-	ip6->nexthdr = IPPROTO_ICMPV6;
-	ip6->hop_limit = XVS_ICMP_TTL;
-	__builtin_memcpy(ip6->saddr.in6_u.u6_addr32, vip->v6, 16);
-	__builtin_memcpy(ip6->daddr.in6_u.u6_addr32, client->v6, 16);
-	icmp->type = ICMPV6_PKT_TOOBIG;
-	icmp->code = 0;
+	__u32 sum = 0;
+	if (v4) {
+		struct iphdr *ip = l3;
+
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->tos = XVS_ICMP_TOS;
+		ip->tot_len = bpf_htons(sizeof(*ip) + len);
+		ip->id = 0;
+		ip->frag_off = 0;
+		ip->ttl = XVS_ICMP_TTL;
+		ip->protocol = IPPROTO_ICMP;
+		ip->check = 0;
+		ip->saddr = vip.v4;
+		ip->daddr = client.v4;
+		ip->check = csum_ipv4_header((__u16 *)ip);
+		icmp->type = ICMP_DEST_UNREACH;
+		icmp->code = ICMP_FRAG_NEEDED;
+		icmp->frag.unused = 0;
+		icmp->frag.mtu = bpf_htons(mtu);
+	} else {
+		struct ipv6hdr *ip6 = l3;
+
+		*(__be32 *)ip6 = bpf_htonl(6 << 28);
+		ip6->payload_len = bpf_htons(len);
+		ip6->nexthdr = IPPROTO_ICMPV6;
+		ip6->hop_limit = XVS_ICMP_TTL;
+		__builtin_memcpy(ip6->saddr.in6_u.u6_addr32, vip.v6, 16);
+		__builtin_memcpy(ip6->daddr.in6_u.u6_addr32, client.v6, 16);
+		icmp->type = ICMPV6_PKT_TOOBIG;
+		icmp->code = 0;
+		icmp->mtu6 = bpf_htonl(mtu < XVS_IPV6_MIN_MTU ? XVS_IPV6_MIN_MTU : mtu);
+		sum = csum_ipv6_pseudo(vip.v6, client.v6, len, IPPROTO_ICMPV6);
+	}
 	icmp->check = 0;
-	icmp->mtu6 = bpf_htonl(mtu < XVS_IPV6_MIN_MTU ? XVS_IPV6_MIN_MTU : mtu);
-	__u32 s = csum_ipv6_pseudo(vip->v6, client->v6, len, IPPROTO_ICMPV6);
-	icmp->check = ~csum_fold32(s + csum_fold32(csum_frame(ctx, (void *)icmp - data)));
+	icmp->check = ~csum_fold32(sum + csum_fold32(csum_frame(ctx, (void *)icmp - data)));
 	return reply_to_sender(ctx, XVS_R_ICMP_TOO_BIG);
 }
 
@@ -248,10 +237,7 @@ __attribute__((noinline)) int xvs_icmp_too_big(struct xdp_md *ctx, const struct 
 {
 	if (!p)
 		return XDP_ABORTED;
-	if (p->key.af == XVS_AF_INET)
-		return icmp4_too_big(ctx, p->tagged, p->key.saddr.v4, p->key.daddr.v4, p->ip_len,
-				     p->fwd.mtu);
-	return icmp6_too_big(ctx, p->tagged, &p->key.saddr, &p->key.daddr, p->ip_len, p->fwd.mtu);
+	return icmp_too_big(ctx, p, p->fwd.mtu);
 }
 
 /* An echo request to a virtual address is answered from it, as the director's own stack answers

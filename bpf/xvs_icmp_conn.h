@@ -8,15 +8,12 @@
  *  - quoting a NAT-ed packet to a real server (an error from the real server, e.g. port
  *    unreachable, or from the path to it), it goes to the client, translated back to the virtual
  *    address and port.
- * Errors count in the connection's packets and bytes, as in IPVS, but change no state. Anything
- * else is passed to the kernel. */
+ * Anything else is passed to the kernel. */
 #ifndef XVS_ICMP_CONN_H
 #define XVS_ICMP_CONN_H
 
-#include "xvs_conn.h"
-#include "xvs_fwd.h"
 #include "xvs_icmp.h"
-#include "xvs_reply.h"
+#include "xvs_related.h"
 
 static __always_inline int icmp_error(struct xvs_pkt *p)
 {
@@ -27,24 +24,13 @@ static __always_inline int icmp_error(struct xvs_pkt *p)
 		return pass(XVS_R_PASS_ICMP);
 	k.dir = XVS_DIR_IN;
 	struct xvs_conn *c = bpf_map_lookup_elem(&conns, &k);
-	if (c) {
-		__u32 di = c->dest;
-		struct xvs_dest *d = bpf_map_lookup_elem(&dests, &di);
-
-		if (conn_expired(c, now) || !d || !dest_alive(d, c))
-			return pass(XVS_R_PASS_ICMP);
-		count_in(c->svc, c->dest, p->ip_len, 0);
-		return fwd_to_real(p, c->method, c->dest, d, &k);
-	}
+	if (c)
+		return related_to_real(p, c, &k, now, XVS_R_PASS_ICMP);
 	k.dir = XVS_DIR_REPLY;
-	struct xvs_conn *r = bpf_map_lookup_elem(&conns, &k);
-	if (!r)
-		return pass(XVS_R_PASS_ICMP);
-	c = reply_conn(&k, r, now);
-	if (!c)
-		return pass(XVS_R_PASS_ICMP);
-	count_out(c->svc, c->dest, p->ip_len);
-	return fwd_to_client(p, &r->vaddr, r->vport);
+	c = bpf_map_lookup_elem(&conns, &k);
+	if (c)
+		return related_to_client(p, c, &k, now, XVS_R_PASS_ICMP);
+	return pass(XVS_R_PASS_ICMP);
 }
 
 static __always_inline int icmp_in(struct xdp_md *ctx, struct xvs_pkt *p)

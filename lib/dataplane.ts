@@ -1,7 +1,7 @@
 // The loaded dataplane: the XDP object, its maps, and typed reads and writes of them.
 // No policy lives here: the Balancer decides what to write.
 import { join } from 'node:path';
-import { BpfObject, type BpfMap, type BpfProgram } from './libbpf.js';
+import { BpfObject, sumU64PerCpu, type BpfMap, type BpfProgram } from './libbpf.js';
 import { packageRoot } from './native.js';
 import * as L from './layout.js';
 
@@ -131,14 +131,7 @@ export class Dataplane {
 
   /** Per-reason packet counts, summed over CPUs, keyed by the enum name without XVS_R_. */
   readReasons(): Record<string, bigint> {
-    const out: Record<string, bigint> = {};
-    const reasons = this.map('reasons');
-    for (const [name, value] of this.enums.get('xvs_reason')!) {
-      if (name === 'XVS_R_COUNT') continue;
-      const perCpu = reasons.lookupPerCpu(u32(value)) ?? [];
-      out[name.replace(/^XVS_R_/, '').toLowerCase()] = perCpu.reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
-    }
-    return out;
+    return readEnumCounters(this.map('reasons'), this.enums.get('xvs_reason')!, 'XVS_R_');
   }
 
   zeroReasons(): void {
@@ -151,6 +144,20 @@ export class Dataplane {
   close(): void {
     this.object.close();
   }
+}
+
+/**
+ * Per-CPU u64 counters indexed by an enum's values, summed over CPUs, keyed by the enumerator's
+ * name without `prefix`, in lower case; the enum's `<prefix>COUNT` is left out.
+ */
+export function readEnumCounters(map: BpfMap, values: Iterable<[string, number]>, prefix: string): Record<string, bigint> {
+  const out: Record<string, bigint> = {};
+  for (const [name, value] of values) {
+    if (name === `${prefix}COUNT`) continue;
+    const perCpu = map.lookupPerCpu(u32(value));
+    out[name.slice(prefix.length).toLowerCase()] = perCpu ? sumU64PerCpu(perCpu) : 0n;
+  }
+  return out;
 }
 
 function readEnums(obj: BpfObject): Map<string, Map<string, number>> {

@@ -4,7 +4,7 @@
 // of the program and attaches it to one interface; the handle detaches and frees it.
 import { join } from 'node:path';
 import { addressBytes, afNumber, parsePrefix } from './address.js';
-import { u32 } from './dataplane.js';
+import { readEnumCounters } from './dataplane.js';
 import { errors } from './errors.js';
 import * as L from './layout.js';
 import { BpfObject, type BpfMap, type BpfProgram, type BtfEnumValue, type XdpMode } from './libbpf.js';
@@ -69,13 +69,7 @@ export class Decap {
   }
 
   stats(): Record<string, bigint> {
-    const out: Record<string, bigint> = {};
-    for (const { name, value } of this.reasons) {
-      if (name === 'XVS_DECAP_COUNT') continue;
-      const perCpu = this.statsMap.lookupPerCpu(u32(value)) ?? [];
-      out[name.replace(/^XVS_DECAP_/, '').toLowerCase()] = perCpu.reduce((n, b) => n + b.readBigUInt64LE(0), 0n);
-    }
-    return out;
+    return readEnumCounters(this.statsMap, this.reasons.map(({ name, value }) => [name, value]), 'XVS_DECAP_');
   }
 
   /** Attaches to an interface; the handle's detach() also frees this program. */

@@ -5,20 +5,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   buildFrame, checksum, fragmentFrame, parseFrame, verifyChecksums, type FrameSpec,
 } from './helpers/packet.js';
-import { NET, packetLab, type PacketLab } from './helpers/lb.js';
+import { ADDR, NET, addService, packetLab, type PacketLab } from './helpers/lb.js';
 
-const VIP = '10.0.0.100';
-const VIP6 = 'fd00:100::1';
-const CLIENT = '10.2.0.5';
-const CLIENT6 = 'fd00:2::5';
-
-const nat4 = { protocol: 'udp' as const, address: VIP, port: 53 };
-const nat6 = { protocol: 'udp' as const, address: VIP6, port: 53 };
-const dr4 = { protocol: 'udp' as const, address: VIP, port: 54 };
-const tun6 = { protocol: 'udp' as const, address: VIP6, port: 55 };
-const tcpNat = { protocol: 'tcp' as const, address: VIP, port: 8080 };
-const tcpDr = { protocol: 'tcp' as const, address: VIP, port: 80 };
-const tcpTun = { protocol: 'tcp' as const, address: VIP, port: 81 };
+const { vip: VIP, vip6: VIP6, client: CLIENT, client6: CLIENT6 } = ADDR;
 
 let lab: PacketLab;
 let sport = 50000;
@@ -53,22 +42,13 @@ function reassemble(frames: Buffer[]): Buffer {
 
 beforeAll(async () => {
   lab = await packetLab();
-  lab.lb.addService(nat4, { scheduler: 'rr' });
-  lab.lb.addRealServer(nat4, { address: '10.1.0.21', port: 5353 }, { method: 'nat' });
-  lab.lb.addService(nat6, { scheduler: 'rr' });
-  lab.lb.addRealServer(nat6, { address: 'fd00:1::21', port: 5353 }, { method: 'nat' });
-  lab.lb.addService(dr4, { scheduler: 'rr' });
-  lab.lb.addRealServer(dr4, { address: '10.1.0.11' }, { method: 'dr' });
-  lab.lb.addRealServer(dr4, { address: '10.1.0.12' }, { method: 'dr' });
-  lab.lb.addService(tun6, { scheduler: 'rr' });
-  lab.lb.addRealServer(tun6, { address: 'fd00:1::11' }, { method: 'tun' });
-  lab.lb.addRealServer(tun6, { address: 'fd00:1::12' }, { method: 'tun' });
-  lab.lb.addService(tcpNat, { scheduler: 'rr' });
-  lab.lb.addRealServer(tcpNat, { address: '10.1.0.21', port: 80 }, { method: 'nat' });
-  lab.lb.addService(tcpDr, { scheduler: 'rr' });
-  lab.lb.addRealServer(tcpDr, { address: '10.1.0.11' }, { method: 'dr' });
-  lab.lb.addService(tcpTun, { scheduler: 'rr' });
-  lab.lb.addRealServer(tcpTun, { address: '10.1.0.12' }, { method: 'tun' });
+  addService(lab.lb, { protocol: 'udp', address: VIP, port: 53 }, [['10.1.0.21', 'nat', 5353]]);
+  addService(lab.lb, { protocol: 'udp', address: VIP6, port: 53 }, [['fd00:1::21', 'nat', 5353]]);
+  addService(lab.lb, { protocol: 'udp', address: VIP, port: 54 }, [['10.1.0.11', 'dr'], ['10.1.0.12', 'dr']]);
+  addService(lab.lb, { protocol: 'udp', address: VIP6, port: 55 }, [['fd00:1::11', 'tun'], ['fd00:1::12', 'tun']]);
+  addService(lab.lb, { protocol: 'tcp', address: VIP, port: 8080 }, [['10.1.0.21', 'nat', 80]]);
+  addService(lab.lb, { protocol: 'tcp', address: VIP, port: 80 }, [['10.1.0.11', 'dr']]);
+  addService(lab.lb, { protocol: 'tcp', address: VIP, port: 81 }, [['10.1.0.12', 'tun']]);
 });
 
 afterAll(async () => {
@@ -156,9 +136,7 @@ describe('fragments that are passed', () => {
   });
 
   it('a later fragment whose connection ended (real server removed) is passed', () => {
-    const svc = { protocol: 'udp' as const, address: VIP, port: 60 };
-    lab.lb.addService(svc, { scheduler: 'rr' });
-    lab.lb.addRealServer(svc, { address: '10.1.0.13' });
+    const svc = addService(lab.lb, { protocol: 'udp', address: VIP, port: 60 }, [['10.1.0.13', 'dr']]);
     const pieces = fragmentFrame(datagram(VIP, 60), 1000, ++id);
     expect(lab.run(pieces[0]!).verdict).toBe('redirect');
     lab.lb.deleteService(svc);

@@ -2,21 +2,10 @@
 // related to their connection by the packet they quote and translated or forwarded as IPVS does.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildFrame, parseFrame, verifyChecksums, type FrameSpec } from './helpers/packet.js';
-import { NET, packetLab, type PacketLab } from './helpers/lb.js';
+import { ADDR, NET, addService, packetLab, type PacketLab } from './helpers/lb.js';
 
-const VIP = '10.0.0.100';
-const VIP6 = 'fd00:100::1';
-const CLIENT = '10.2.0.5';
-const CLIENT6 = 'fd00:2::5';
-const CLIENT_MAC = NET.neighbours[CLIENT]!;
+const { vip: VIP, vip6: VIP6, client: CLIENT, client6: CLIENT6, clientMac: CLIENT_MAC, lbMac: LB_MAC } = ADDR;
 const ROUTER = '10.2.0.77';
-const LB_MAC = '02:00:00:00:00:aa';
-
-const nat4 = { protocol: 'udp' as const, address: VIP, port: 53 };
-const nat6 = { protocol: 'udp' as const, address: VIP6, port: 53 };
-const dr4 = { protocol: 'tcp' as const, address: VIP, port: 80 };
-const tun6 = { protocol: 'tcp' as const, address: VIP6, port: 80 };
-const natTcp = { protocol: 'tcp' as const, address: VIP, port: 8080 };
 
 let lab: PacketLab;
 let sport = 40000;
@@ -25,16 +14,11 @@ const ip4Of = (frame: Buffer) => frame.subarray(14);
 
 beforeAll(async () => {
   lab = await packetLab();
-  lab.lb.addService(nat4, { scheduler: 'rr' });
-  lab.lb.addRealServer(nat4, { address: '10.1.0.21', port: 5353 }, { method: 'nat' });
-  lab.lb.addService(nat6, { scheduler: 'rr' });
-  lab.lb.addRealServer(nat6, { address: 'fd00:1::21', port: 5353 }, { method: 'nat' });
-  lab.lb.addService(dr4, { scheduler: 'rr' });
-  lab.lb.addRealServer(dr4, { address: '10.1.0.11' }, { method: 'dr' });
-  lab.lb.addService(tun6, { scheduler: 'rr' });
-  lab.lb.addRealServer(tun6, { address: 'fd00:1::11' }, { method: 'tun' });
-  lab.lb.addService(natTcp, { scheduler: 'rr' });
-  lab.lb.addRealServer(natTcp, { address: '10.1.0.21', port: 80 }, { method: 'nat' });
+  addService(lab.lb, { protocol: 'udp', address: VIP, port: 53 }, [['10.1.0.21', 'nat', 5353]]);
+  addService(lab.lb, { protocol: 'udp', address: VIP6, port: 53 }, [['fd00:1::21', 'nat', 5353]]);
+  addService(lab.lb, { protocol: 'tcp', address: VIP, port: 80 }, [['10.1.0.11', 'dr']]);
+  addService(lab.lb, { protocol: 'tcp', address: VIP6, port: 80 }, [['fd00:1::11', 'tun']]);
+  addService(lab.lb, { protocol: 'tcp', address: VIP, port: 8080 }, [['10.1.0.21', 'nat', 80]]);
 });
 
 afterAll(async () => {
@@ -73,10 +57,8 @@ describe('echo', () => {
   });
 
   it('is answered while any service uses the address', () => {
-    const other = { protocol: 'tcp' as const, address: '10.0.0.102', port: 1 };
-    const again = { ...other, port: 2 };
-    lab.lb.addService(other, { scheduler: 'rr' });
-    lab.lb.addService(again, { scheduler: 'rr' });
+    const other = addService(lab.lb, { protocol: 'tcp', address: '10.0.0.102', port: 1 }, []);
+    const again = addService(lab.lb, { ...other, port: 2 }, []);
     lab.lb.deleteService(other);
     expect(lab.run(buildFrame(echo(CLIENT, '10.0.0.102'))).verdict).toBe('redirect');
     lab.lb.deleteService(again);

@@ -5,14 +5,9 @@ import { addressBytes, formatAddress } from '../lib/address.js';
 import { Balancer } from '../lib/balancer.js';
 import { Topology } from '../lib/topology.js';
 import { buildFrame, parseFrame, verifyChecksums, type FrameSpec } from './helpers/packet.js';
-import { NET, packetLab, type PacketLab } from './helpers/lb.js';
+import { ADDR, NET, addService, packetLab, type PacketLab } from './helpers/lb.js';
 
-const VIP6 = 'fd00:100::1';
-const CLIENT6 = 'fd00:2::5';
-const CLIENT_MAC = NET.neighbours[CLIENT6]!;
-const dr = { protocol: 'tcp' as const, address: VIP6, port: 80 };
-const nat = { protocol: 'tcp' as const, address: VIP6, port: 8080 };
-const natUdp = { protocol: 'udp' as const, address: VIP6, port: 53 };
+const { vip6: VIP6, client6: CLIENT6, clientMac: CLIENT_MAC } = ADDR;
 
 let lab: PacketLab;
 let sport = 20000;
@@ -45,12 +40,9 @@ const DEST = 60;
 
 beforeAll(async () => {
   lab = await packetLab();
-  lab.lb.addService(dr, { scheduler: 'rr' });
-  lab.lb.addRealServer(dr, { address: 'fd00:1::11' });
-  lab.lb.addService(nat, { scheduler: 'rr' });
-  lab.lb.addRealServer(nat, { address: 'fd00:1::21', port: 80 }, { method: 'nat' });
-  lab.lb.addService(natUdp, { scheduler: 'rr' });
-  lab.lb.addRealServer(natUdp, { address: 'fd00:1::21', port: 5353 }, { method: 'nat' });
+  addService(lab.lb, { protocol: 'tcp', address: VIP6, port: 80 }, [['fd00:1::11', 'dr']]);
+  addService(lab.lb, { protocol: 'tcp', address: VIP6, port: 8080 }, [['fd00:1::21', 'nat', 80]]);
+  addService(lab.lb, { protocol: 'udp', address: VIP6, port: 53 }, [['fd00:1::21', 'nat', 5353]]);
 });
 
 afterAll(async () => {
@@ -136,10 +128,8 @@ describe('extension headers', () => {
 
 describe('control plane', () => {
   it('lists IPv6 addresses as ipvsadm prints them and treats every spelling as one address', () => {
-    const svc = { protocol: 'udp' as const, address: 'FD00:0100:0:0::0002', port: 7 };
-    lab.lb.addService(svc, { scheduler: 'rr' });
+    const svc = addService(lab.lb, { protocol: 'udp', address: 'FD00:0100:0:0::0002', port: 7 }, [['fd00:1:0::0:21', 'nat']]);
     try {
-      lab.lb.addRealServer(svc, { address: 'fd00:1:0::0:21' }, { method: 'nat' });
       expect(() => lab.lb.addService({ ...svc, address: 'fd00:100::2' }, { scheduler: 'rr' })).toThrow(/Service already exists/);
       expect(() => lab.lb.addRealServer(svc, { address: 'fd00:1::21' })).toThrow(/Destination already exists/);
       const listed = lab.lb.list().find((s) => s.port === 7)!;

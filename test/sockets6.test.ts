@@ -6,6 +6,7 @@ import { Balancer, type ServiceKey } from '../lib/balancer.js';
 import { attachDecap, type DecapHandle } from '../lib/decap.js';
 import { buildLab, VIP, VIP6, type Lab } from '../lib/demo/lab.js';
 import { runClient } from '../lib/traffic.js';
+import { addService, type RealSpec } from './helpers/lb.js';
 import { bulkEcho, neighboursResolved, ping, udpQuery } from './helpers/sockets.js';
 
 let lab: Lab;
@@ -31,12 +32,8 @@ beforeEach(() => {
 });
 
 /** A service on a fresh port of the address, whose reals are given as [address, method, port?]. */
-async function service(
-  protocol: 'tcp' | 'udp', address: string, reals: [string, 'dr' | 'nat' | 'tun', number?][], port?: number,
-): Promise<ServiceKey> {
-  const key = { protocol, address, port: port ?? nextPort++ };
-  lb.addService(key, { scheduler: 'rr' });
-  for (const [real, method, realPort] of reals) lb.addRealServer(key, { address: real, port: realPort }, { method });
+async function service(protocol: 'tcp' | 'udp', address: string, reals: RealSpec[], port?: number): Promise<ServiceKey> {
+  const key = addService(lb, { protocol, address, port: port ?? nextPort++ }, reals);
   await neighboursResolved(lab.lb, reals.map(([real]) => real));
   return key;
 }

@@ -2,21 +2,10 @@
 // the outer source (route's, fixed, per-flow inside a prefix), and packets too big for the tunnel.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildFrame, checksum, ip, parseFrame, verifyChecksums, type FrameSpec, type IpSpec } from './helpers/packet.js';
-import { NET, packetLab, type PacketLab } from './helpers/lb.js';
+import { ADDR, NET, addService, packetLab, type PacketLab } from './helpers/lb.js';
 
-const VIP = '10.0.0.100';
-const VIP6 = 'fd00:100::1';
-const CLIENT = '10.2.0.5';
-const CLIENT6 = 'fd00:2::5';
-const CLIENT_MAC = NET.neighbours[CLIENT]!;
-const LB_MAC = '02:00:00:00:00:aa';
+const { vip: VIP, vip6: VIP6, client: CLIENT, client6: CLIENT6, clientMac: CLIENT_MAC, lbMac: LB_MAC } = ADDR;
 const IPPROTO_TCP = 6;
-
-const svc4 = { protocol: 'tcp' as const, address: VIP, port: 80 };
-const svc6 = { protocol: 'tcp' as const, address: VIP6, port: 80 };
-const svc4to6 = { protocol: 'tcp' as const, address: VIP, port: 81 };
-const svc6to4 = { protocol: 'tcp' as const, address: VIP6, port: 81 };
-const svcRemote = { protocol: 'udp' as const, address: VIP, port: 53 };
 
 let lab: PacketLab;
 let sport = 30000;
@@ -62,16 +51,11 @@ function encapsulated(inner: FrameSpec, outer: IpSpec, dstMac: string): Buffer {
 
 beforeAll(async () => {
   lab = await packetLab();
-  lab.lb.addService(svc4, { scheduler: 'rr' });
-  lab.lb.addRealServer(svc4, { address: '10.1.0.11' }, { method: 'tun' });
-  lab.lb.addService(svc6, { scheduler: 'rr' });
-  lab.lb.addRealServer(svc6, { address: 'fd00:1::11' }, { method: 'tun' });
-  lab.lb.addService(svc4to6, { scheduler: 'rr' });
-  lab.lb.addRealServer(svc4to6, { address: 'fd00:1::12' }, { method: 'tun' });
-  lab.lb.addService(svc6to4, { scheduler: 'rr' });
-  lab.lb.addRealServer(svc6to4, { address: '10.1.0.12' }, { method: 'tun' });
-  lab.lb.addService(svcRemote, { scheduler: 'rr' });
-  lab.lb.addRealServer(svcRemote, { address: '10.9.0.7' }, { method: 'tun' });
+  addService(lab.lb, { protocol: 'tcp', address: VIP, port: 80 }, [['10.1.0.11', 'tun']]);
+  addService(lab.lb, { protocol: 'tcp', address: VIP6, port: 80 }, [['fd00:1::11', 'tun']]);
+  addService(lab.lb, { protocol: 'tcp', address: VIP, port: 81 }, [['fd00:1::12', 'tun']]);
+  addService(lab.lb, { protocol: 'tcp', address: VIP6, port: 81 }, [['10.1.0.12', 'tun']]);
+  addService(lab.lb, { protocol: 'udp', address: VIP, port: 53 }, [['10.9.0.7', 'tun']]);
 });
 
 afterAll(async () => {
@@ -259,8 +243,7 @@ describe('packets too big for the tunnel', () => {
 
 describe('configuration', () => {
   it('allows different families only for tunnels, as the kernel does', () => {
-    const svc = { protocol: 'udp' as const, address: VIP6, port: 9 };
-    lab.lb.addService(svc, { scheduler: 'rr' });
+    const svc = addService(lab.lb, { protocol: 'udp', address: VIP6, port: 9 }, []);
     try {
       for (const method of ['dr', 'nat'] as const) {
         expect(() => lab.lb.addRealServer(svc, { address: '10.1.0.11' }, { method })).toThrow(/different address families/);

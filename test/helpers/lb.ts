@@ -1,7 +1,7 @@
 // A balancer namespace for BPF_PROG_TEST_RUN tests: the dataplane runs on crafted frames as if
 // they arrived on one of its interfaces, and bpf_fib_lookup answers from this namespace's routes
 // and (permanent) neighbours, so the expected MACs are known exactly.
-import { Balancer, type BalancerOptions } from '../../lib/balancer.js';
+import { Balancer, type BalancerOptions, type Method, type ServiceKey } from '../../lib/balancer.js';
 import { XDP_PASS, XDP_TX, XDP_REDIRECT, XDP_DROP, withNetns } from '../../lib/libbpf.js';
 import { Topology, type Namespace } from '../../lib/topology.js';
 
@@ -42,6 +42,27 @@ export const NET = {
     'fd00:2::5': '02:00:00:00:02:05',
   } as Record<string, string>,
 };
+
+/** Addresses of the packet tests: virtual addresses (on no interface) and a client. */
+export const ADDR = {
+  vip: '10.0.0.100',
+  vip6: 'fd00:100::1',
+  client: '10.2.0.5',
+  client6: 'fd00:2::5',
+  clientMac: NET.neighbours['10.2.0.5']!,
+  /** The destination MAC of frames from the client (any: test runs do not check it). */
+  lbMac: '02:00:00:00:00:aa',
+};
+
+/** A real server for addService(): address, method, and port when it differs from the service's. */
+export type RealSpec = [address: string, method: Method, port?: number];
+
+/** Adds a round-robin service with its real servers; returns its key. */
+export function addService(lb: Balancer, key: ServiceKey, reals: RealSpec[]): ServiceKey {
+  lb.addService(key, { scheduler: 'rr' });
+  for (const [address, method, port] of reals) lb.addRealServer(key, { address, port }, { method });
+  return key;
+}
 
 export interface PacketLab {
   topology: Topology;

@@ -128,7 +128,7 @@ int xvs_xdp(struct xdp_md *ctx)
 	int reason = parse_packet(ctx, &p);
 	if (reason >= 0)
 		return pass(reason);
-	int verdict = is_icmp(&p) ? xvs_icmp(ctx, &p) : xvs_decide(&p);
+	int verdict = is_icmp(&p) && p.frag != XVS_FRAG_LATER ? xvs_icmp(ctx, &p) : xvs_decide(&p);
 	if (verdict == XVS_FORWARD)
 		verdict = xvs_forward(ctx, &p);
 	return verdict == XVS_TOO_BIG ? xvs_icmp_too_big(ctx, &p) : verdict;

@@ -38,12 +38,6 @@ static __always_inline __u16 csum_apply(__u16 check, __u32 delta)
 	return (__u16)~csum_fold32((__u16)~check + csum_fold32(delta));
 }
 
-/* The checksum after one 32-bit word of the covered data changed from `from` to `to`. */
-static __always_inline __u16 csum_replace4(__u16 check, __u32 from, __u32 to)
-{
-	return csum_apply(check, csum_delta4(from, to));
-}
-
 /* The checksum after one 16-bit word changed from `from` to `to`. */
 static __always_inline __u16 csum_replace2(__u16 check, __u16 from, __u16 to)
 {

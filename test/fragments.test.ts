@@ -143,6 +143,16 @@ describe('fragments that are passed', () => {
     expect(lab.run(pieces[1]!).verdict).toBe('pass');
   });
 
+  it('fragmented ICMP, first or later fragment, is left to the kernel', () => {
+    const ping = buildFrame({ ip: { src: CLIENT, dst: VIP }, icmp: { type: 8 }, payload: Buffer.alloc(2000) });
+    for (const frame of fragmentFrame(ping, 1000, ++id)) {
+      const { verdict, out } = lab.run(frame);
+      expect(verdict).toBe('pass');
+      expect(out).toEqual(frame);
+    }
+    expect(lab.lb.reasons().pass_fragment).toBe(3n);
+  });
+
   it('a first fragment too short for the TCP header is malformed', () => {
     const syn = buildFrame({ ip: { src: CLIENT, dst: VIP, id: ++id }, tcp: { sport: sport++, dport: 80, flags: 'S' }, payload: 'x'.repeat(100) });
     const [tiny] = fragmentFrame(syn, 16, id);

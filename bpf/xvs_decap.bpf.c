@@ -6,7 +6,8 @@
  *
  * Only the outer header is checked (and, when configured, its source against decap_sources);
  * the stack then treats the inner packet as any other: a virtual address held on lo accepts it.
- * An outer fragment is passed untouched (xvs's balancer never fragments: it sets DF). ECN: an
+ * An outer fragment, or an IPv6 outer header followed by extension headers, is passed untouched
+ * (xvs's balancer never fragments: it sets DF, and adds no extension header). ECN: an
  * outer CE mark is copied into an ECN-capable inner packet and drops a not-ECT one (RFC 6040). */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-/* xvs dataplane: an XDP program that balances IPv4 TCP and UDP virtual services the way IPVS
- * does. Per packet: parse, look up the service, look up or create the connection, forward by the
- * real server's method, count. Everything else is passed to the kernel untouched and counted. */
+/* xvs dataplane: an XDP program that balances IPv4 and IPv6 TCP and UDP virtual services the way
+ * IPVS does. Per packet: parse, look up the service, look up or create the connection, forward by
+ * the real server's method, count. Later fragments follow their first fragment (xvs_frag.h), ICMP
+ * is answered or related to its connection (xvs_icmp_conn.h). Everything else is passed to the
+ * kernel untouched and counted. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -14,11 +16,13 @@
 #include "xvs_fwd.h"
 #include "xvs_conn.h"
 #include "xvs_ctl.h"
+#include "xvs_related.h"
+#include "xvs_frag.h"
+#include "xvs_icmp_conn.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-static __always_inline int balance(struct xdp_md *ctx, struct xvs_pkt *p,
-				   const struct xvs_service *svc)
+static __always_inline int balance(struct xvs_pkt *p, const struct xvs_service *svc)
 {
 	__u64 now = bpf_ktime_get_coarse_ns();
 	struct xvs_conn *c = bpf_map_lookup_elem(&conns, &p->key);
@@ -63,19 +67,12 @@ static __always_inline int balance(struct xdp_md *ctx, struct xvs_pkt *p,
 
 	conn_touch(c, p, c->method == XVS_FWD_NAT ? XVS_TCP_INPUT : XVS_TCP_INPUT_ONLY, now);
 	count_in(c->svc, c->dest, p->ip_len, new_conn);
-
-	switch (c->method) {
-	case XVS_FWD_DR:
-		return forward(ctx, p, d->addr.v4);
-	case XVS_FWD_NAT:
-		nat_rewrite(p, &p->ip4->daddr, l4_port(p, 1), d->addr.v4, d->port);
-		return forward(ctx, p, d->addr.v4);
-	}
-	return pass(XVS_R_UNSUPPORTED_FWD);
+	frag_remember(p, now);
+	return fwd_to_real(p, c->method, c->dest, d, &p->key);
 }
 
 /* A packet from a NAT real server to a client: rewrite its source back to the virtual service. */
-static __always_inline int nat_reply(struct xdp_md *ctx, struct xvs_pkt *p)
+static __always_inline int nat_reply(struct xvs_pkt *p)
 {
 	struct xvs_real_key rk = {};
 
@@ -91,25 +88,36 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct xvs_pkt *p)
 	if (!r)
 		return pass(XVS_R_PASS_NO_SERVICE);
 
-	struct xvs_conn_key fk = {};
-	fk.saddr = p->key.daddr;
-	fk.daddr = r->vaddr;
-	fk.sport = p->key.dport;
-	fk.dport = r->vport;
-	fk.proto = p->key.proto;
-	fk.af = p->key.af;
-	fk.dir = XVS_DIR_IN;
-
 	__u64 now = bpf_ktime_get_coarse_ns();
-	struct xvs_conn *c = bpf_map_lookup_elem(&conns, &fk);
-	if (!c || c->dest != r->dest || c->dest_gen != r->dest_gen || conn_expired(c, now)) {
+	struct xvs_conn *c = reply_conn(&p->key, r, now);
+	if (!c) {
 		bpf_map_delete_elem(&conns, &p->key);
 		return pass(XVS_R_PASS_STALE_REPLY);
 	}
 	conn_touch(c, p, XVS_TCP_OUTPUT, now);
 	count_out(c->svc, c->dest, p->ip_len);
-	nat_rewrite(p, &p->ip4->saddr, l4_port(p, 0), r->vaddr.v4, r->vport);
-	return forward(ctx, p, p->ip4->daddr);
+	frag_remember(p, now);
+	return fwd_to_client(p, &r->vaddr, r->vport);
+}
+
+/* What to do with a TCP or UDP packet or a later fragment: its decision lands in p->fwd. A global
+ * function (see xvs_forward()). */
+__attribute__((noinline)) int xvs_decide(struct xvs_pkt *p)
+{
+	if (!p)
+		return XDP_ABORTED;
+	if (p->frag == XVS_FRAG_LATER)
+		return frag_follow(p);
+
+	struct xvs_svc_key sk = {};
+	sk.addr = p->key.daddr;
+	sk.port = p->key.dport;
+	sk.proto = p->key.proto;
+	sk.af = p->key.af;
+	struct xvs_service *svc = bpf_map_lookup_elem(&services, &sk);
+	if (!svc)
+		return nat_reply(p);
+	return balance(p, svc);
 }
 
 SEC("xdp")
@@ -121,16 +129,10 @@ int xvs_xdp(struct xdp_md *ctx)
 	int reason = parse_packet(ctx, &p);
 	if (reason >= 0)
 		return pass(reason);
-
-	struct xvs_svc_key sk = {};
-	sk.addr = p.key.daddr;
-	sk.port = p.key.dport;
-	sk.proto = p.key.proto;
-	sk.af = p.key.af;
-	struct xvs_service *svc = bpf_map_lookup_elem(&services, &sk);
-	if (!svc)
-		return nat_reply(ctx, &p);
-	return balance(ctx, &p, svc);
+	int verdict = is_icmp(&p) && p.frag != XVS_FRAG_LATER ? xvs_icmp(ctx, &p) : xvs_decide(&p);
+	if (verdict == XVS_FORWARD)
+		verdict = xvs_forward(ctx, &p);
+	return verdict == XVS_TOO_BIG ? xvs_icmp_too_big(ctx, &p) : verdict;
 }
 
 /* The enums' values reach the control plane through BTF: this variable makes clang emit them. */

@@ -62,10 +62,10 @@ enum xvs_conn_state {
 enum xvs_reason {
 	XVS_R_FWD_TX = 0,	 /* forwarded back out of the ingress interface (XDP_TX) */
 	XVS_R_FWD_REDIRECT,	 /* forwarded to another interface (bpf_redirect) */
-	XVS_R_PASS_NOT_IP,	 /* not IPv4: passed */
+	XVS_R_PASS_NOT_IP,	 /* neither IPv4 nor IPv6: passed */
 	XVS_R_PASS_MALFORMED,	 /* truncated or inconsistent L2/L3/L4 header: passed */
-	XVS_R_PASS_FRAGMENT,	 /* IPv4 fragment: passed */
-	XVS_R_PASS_NOT_L4,	 /* neither TCP nor UDP: passed */
+	XVS_R_PASS_FRAGMENT,	 /* a later fragment of no balanced datagram (or a fragmented ICMP): passed */
+	XVS_R_PASS_NOT_L4,	 /* neither TCP, UDP nor ICMP: passed */
 	XVS_R_PASS_NO_SERVICE,	 /* not for a virtual service nor a NAT reply: passed */
 	XVS_R_PASS_NO_CONN,	 /* for a service, no connection, cannot start one (not a SYN) */
 	XVS_R_PASS_NO_DEST,	 /* for a service, no real server available */
@@ -76,8 +76,32 @@ enum xvs_reason {
 	XVS_R_DROP_CONN_FULL,	 /* connection could not be stored: dropped */
 	XVS_R_PASS_STALE_REPLY,	 /* NAT reply whose connection is gone: passed */
 	XVS_R_UNSUPPORTED_FWD,	 /* forwarding method not built yet: passed */
+	XVS_R_PASS_IPV6_EXT,	 /* IPv6 extension headers xvs does not walk (see xvs_parse.h): passed */
+	XVS_R_PASS_ICMP,	 /* ICMP neither an echo request to a virtual address nor an error of a connection */
+	XVS_R_ICMP_ECHO_REPLY,	 /* echo request to a virtual address: answered */
+	XVS_R_ICMP_TOO_BIG,	 /* too big for the path to the real server: ICMP frag needed / packet too big sent */
+	XVS_R_DROP_TOO_BIG,	 /* too big, and IPv4 without DF or an ICMP error itself: dropped (xvs does not fragment) */
+	XVS_R_DROP_NO_ROOM,	 /* no headroom to add a header (tunnel, ICMP): dropped */
 	XVS_R_COUNT,
 };
+
+/* What xvs_decap.bpf.c did with a packet: one per-CPU counter each. */
+enum xvs_decap_reason {
+	XVS_DECAP_OK = 0,	   /* IPIP/IPv6 tunnel packet: outer header removed, inner passed on */
+	XVS_DECAP_PASS_NOT_TUNNEL, /* not an IP-in-IP packet: passed untouched */
+	XVS_DECAP_PASS_MALFORMED,  /* truncated or inconsistent headers: passed untouched */
+	XVS_DECAP_PASS_FRAGMENT,   /* fragmented outer packet: passed to the stack untouched */
+	XVS_DECAP_DROP_SOURCE,	   /* outer source outside the allowed prefixes: dropped */
+	XVS_DECAP_DROP_ECN,	   /* outer CE over a not-ECT inner packet (RFC 6040): dropped */
+	XVS_DECAP_COUNT,
+};
+
+/* Fragments: how long a balanced first fragment steers the later ones (the kernel's default
+ * ipfrag_time); and whether a packet is a fragment at all. */
+#define XVS_FRAG_TIMEOUT_NS (30ULL * 1000000000ULL)
+/* How long a tunnel's route source stays cached before the FIB is asked again. */
+#define XVS_TUN_SRC_REFRESH_NS 1000000000ULL
+enum xvs_frag_kind { XVS_FRAG_NONE = 0, XVS_FRAG_FIRST = 1, XVS_FRAG_LATER = 2 };
 
 #define XVS_SCHED_MAX_TRIES 64	     /* slots a table scheduler probes before giving up */
 #define XVS_LAST_SEEN_GRANULE_NS (1ULL << 27) /* ~134 ms: last_seen is rewritten at most this often */

@@ -11,6 +11,7 @@
 #define XVS_MAX_DESTS 262144
 #define XVS_MAX_CONNS (1 << 20)
 #define XVS_MAX_SLOTS (1 << 20)
+#define XVS_MAX_FRAGS 8192
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -82,5 +83,42 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xvs_config);
 } config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct xvs_tun_source);
+} tun_sources SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XVS_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, struct xvs_tun_src_cache);
+} tun_src_cache SEC(".maps");
+
+/* Scratch room for bpf_fib_lookup()'s parameters: on the stack they would push xvs_forward() and
+ * its caller past the 512 bytes that a chain of BPF calls may use together. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bpf_fib_lookup);
+} fib_params SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XVS_MAX_FRAGS);
+	__type(key, struct xvs_frag_key);
+	__type(value, struct xvs_frag);
+} frags SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_SERVICES);
+	__type(key, struct xvs_vip_key);
+	__type(value, __u32);
+} vips SEC(".maps");
 
 #endif

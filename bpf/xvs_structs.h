@@ -103,6 +103,58 @@ struct xvs_real_key {
 	__u8 af;
 };
 
+/* tun_sources[0] (IPv4 outer header) and [1] (IPv6): the outer source address of tunnelled
+ * packets. addr all zero: the route's source towards the real server (as IPVS does). Otherwise
+ * addr, with the hostmask bits filled per flow from the connection's hash, so that a real
+ * server's RSS spreads tunnelled flows over its queues (IPv6: the low 32 bits at most). */
+struct xvs_tun_source {
+	union xvs_addr addr;
+	union xvs_addr hostmask;
+};
+
+/* tun_src_cache[dest index]: the route's source towards a TUN real server, as the FIB gave it when
+ * no tunnel source is configured (IPv6 source selection costs more than the rest of the packet's
+ * path), as IPVS keeps it with the destination's cached route. */
+struct xvs_tun_src_cache {
+	union xvs_addr src;
+	__u64 expires; /* bpf_ktime_get_coarse_ns() after which the FIB is asked again */
+	__u32 dest_gen;
+	__u32 pad;
+};
+
+/* frags: a fragmented datagram whose first fragment was balanced; later fragments (which carry
+ * no ports) follow the connection the first one used. */
+struct xvs_frag_key {
+	union xvs_addr saddr;
+	union xvs_addr daddr;
+	__u32 id; /* IPv4 identification or IPv6 fragment header identification, host order */
+	__u8 proto;
+	__u8 af;
+	__u16 pad;
+};
+
+struct xvs_frag {
+	__u64 created; /* bpf_ktime_get_coarse_ns() of the first fragment */
+	struct xvs_conn_key conn;
+};
+
+/* vips: ⟨af, virtual address⟩ of the services, for answering ICMP echo. The value counts the
+ * services on the address. */
+struct xvs_vip_key {
+	union xvs_addr addr;
+	__u8 af;
+	__u8 pad[3];
+};
+
+/* decap_sources (xvs_decap.bpf.c): LPM trie of the outer sources allowed to tunnel to a real
+ * server. prefixlen counts af and pad (32 bits) plus the address prefix. */
+struct xvs_decap_src_key {
+	__u32 prefixlen;
+	__u8 af;
+	__u8 pad[3];
+	union xvs_addr addr;
+};
+
 /* config[0]: timeouts by enum xvs_conn_state, in seconds (ipvsadm --set changes three of them). */
 struct xvs_config {
 	__u32 timeout[XVS_STATE_SLOTS];

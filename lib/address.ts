@@ -43,11 +43,16 @@ export function addressBytes(address: string): Buffer {
   return out;
 }
 
-/** The textual form of a 16-byte dataplane address. */
+/**
+ * The textual form of a 16-byte dataplane address, as ipvsadm prints it (glibc's inet_ntop):
+ * RFC 5952 for IPv6 (lower case, no leading zeros, the longest run of two or more zero groups
+ * compressed, the leftmost on a tie), with an IPv4-mapped or -compatible tail in dotted form
+ * (`::ffff:10.0.0.1`, `::10.0.0.1`).
+ */
 export function formatAddress(bytes: Buffer, family: Family): string {
-  if (family === 'inet') return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  const dotted = (at: number) => `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`;
+  if (family === 'inet') return dotted(0);
   const words = Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(i * 2));
-  // RFC 5952: compress the longest run (>= 2) of zero words, leftmost on a tie.
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
@@ -59,7 +64,22 @@ export function formatAddress(bytes: Buffer, family: Family): string {
     }
     i = j === i ? i + 1 : j;
   }
+  if (best === 0 && (bestLen === 6 || (bestLen === 5 && words[5] === 0xffff))) {
+    return `::${bestLen === 5 ? 'ffff:' : ''}${dotted(12)}`;
+  }
   const hex = words.map((w) => w.toString(16));
   if (best < 0) return hex.join(':');
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+export const ADDRESS_BITS: Record<Family, number> = { inet: 32, inet6: 128 };
+
+/** `ADDR` or `ADDR/LEN`: the address, its family and its prefix length (the whole address when no
+ * length is given); undefined when malformed. */
+export function parsePrefix(text: string): { address: string; family: Family; length: number } | undefined {
+  const [address = '', length, extra] = text.split('/');
+  const family = familyOf(address);
+  if (!family || extra !== undefined || (length !== undefined && !/^\d{1,3}$/.test(length))) return undefined;
+  const bits = length === undefined ? ADDRESS_BITS[family] : Number(length);
+  return bits > ADDRESS_BITS[family] ? undefined : { address, family, length: bits };
 }

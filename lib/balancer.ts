@@ -1,7 +1,7 @@
 // The programmatic API of xvs: virtual services and their real servers, written into the
 // dataplane's maps. Every call validates its input first and changes nothing when it fails.
 import { readFileSync } from 'node:fs';
-import { addressBytes, afNumber, familyOf, formatAddress } from './address.js';
+import { addressBytes, afNumber, familyOf, formatAddress, type Family } from './address.js';
 import { type ConnCounts, type ConnectionInfo, scanConnections } from './connections.js';
 import { Dataplane, type DataplaneOptions, type Stats, u32 } from './dataplane.js';
 import { errors } from './errors.js';
@@ -11,6 +11,9 @@ import { type XdpLink, withNetns } from './libbpf.js';
 import { NeighbourPrimer } from './neigh.js';
 import { SCHED_ENUM, SCHEDULERS, type SchedChange, type SchedPosition, type SchedTable } from './sched/index.js';
 import * as store from './store.js';
+import { tunnelSourceValue, type TunnelSource } from './tunnel.js';
+
+export type { TunnelSource } from './tunnel.js';
 
 export type Protocol = 'tcp' | 'udp';
 export type Method = 'dr' | 'nat' | 'tun';
@@ -92,6 +95,8 @@ export interface BalancerOptions extends DataplaneOptions {
   netns?: string;
   /** Total scheduler table slots (wrr uses sum of weight/gcd per service). */
   maxSchedulerSlots?: number;
+  /** Outer source of tunnelled packets per outer family (see lib/tunnel.ts); default: the route's. */
+  tunnelSource?: TunnelSource;
 }
 
 export interface AttachOptions {
@@ -166,14 +171,17 @@ export class Balancer {
   /** ctl.version this state was read at or last wrote. */
   private version = 0;
   private inTransaction = false;
+  private tunnel: TunnelSource = {};
 
   private constructor(opts: BalancerOptions) {
+    const tunnelValues = checkTunnelSource(opts.tunnelSource ?? {});
     this.dp = new Dataplane(opts);
     this.netns = opts.netns;
     this.neighbours = new NeighbourPrimer(() => this.netns);
     this.serviceIds = new IndexPool(this.dp.maxServices);
     this.destIndexes = new IndexPool(this.dp.maxDests);
     this.maxSlots = Math.min(opts.maxSchedulerSlots ?? 1 << 20, this.dp.map('sched_slots').maxEntries / 2);
+    this.writeTunnelSource(opts.tunnelSource ?? {}, tunnelValues);
   }
 
   /**
@@ -205,7 +213,8 @@ export class Balancer {
   /** Attaches the dataplane to an interface; with pinned maps the attachment is pinned too. */
   attach(ifname: string, opts: AttachOptions = {}): void {
     if (this.interfaces.includes(ifname)) throw errors.invalid(`xvs is already attached to ${ifname}`);
-    this.checkForwarding(ifname);
+    this.checkForwarding(ifname, 'inet');
+    if (this.usesInet6()) this.checkForwarding(ifname, 'inet6');
     const link = this.dp.program.attachXdp(ifname, { mode: opts.mode ?? 'native', netns: this.netns });
     if (this.dp.pinPath) {
       try {
@@ -235,22 +244,35 @@ export class Balancer {
     return this.dp.pinPath ? store.pinnedInterfaces(this.dp.pinPath) : [...this.links.keys()];
   }
 
+  /** Sets the outer source of tunnelled packets, per outer family; a family left out uses the route's. */
+  setTunnelSource(source: TunnelSource): void {
+    this.writeTunnelSource(source, checkTunnelSource(source));
+  }
+
+  get tunnelSource(): TunnelSource {
+    return { ...this.tunnel };
+  }
+
   addService(key: ServiceKey, opts: ServiceOptions = {}): void {
     const k = this.checkServiceKey(key);
     if (this.services.has(k)) throw errors.serviceExists();
     const scheduler = this.checkScheduler(opts.scheduler ?? DEFAULT_SCHEDULER);
     this.checkServiceOptions(opts);
+    const address = (key as AddressKey).address;
+    if (familyOf(address) === 'inet6') this.checkForwardingEverywhere('inet6');
     const id = this.serviceIds.take();
     if (id === undefined) throw errors.full('Memory allocation problem: too many services');
     const svc: ServiceState = {
-      key: { ...(key as AddressKey) }, id, scheduler, dests: [], table: EMPTY_TABLE, tableGen: 0,
+      key: { ...(key as AddressKey), address: canonical(address) }, id, scheduler, dests: [], table: EMPTY_TABLE, tableGen: 0,
       position: EMPTY_TABLE.position,
     };
     try {
       this.dp.zeroStats('svc_stats', id);
       this.dp.map('svc_sched').update(u32(id), L.schedState.encode({ cursor: 0n, gen: 0, len: 0 }));
       this.dp.map('services').update(this.svcKeyBytes(svc.key), this.serviceValue(svc));
+      this.vipRef(svc.key.address, +1);
     } catch (e) {
+      this.dp.map('services').delete(this.svcKeyBytes(svc.key));
       this.dp.map('svc_sched').delete(u32(id));
       this.serviceIds.release(id);
       throw e;
@@ -277,6 +299,7 @@ export class Balancer {
   deleteService(key: ServiceKey): void {
     const svc = this.service(key, errors.noService);
     this.dp.map('services').delete(this.svcKeyBytes(svc.key));
+    this.vipRef(svc.key.address, -1);
     for (const d of svc.dests) this.retireDest(svc, d);
     this.deleteSlots(svc, svc.tableGen, svc.table.slots.length);
     this.slotsInUse -= svc.table.slots.length;
@@ -297,11 +320,12 @@ export class Balancer {
     const weight = this.checkWeight(opts.weight ?? 1);
     this.checkThresholds(opts);
     const port = this.checkRealPort(svc, real, method);
-    this.checkRealAddress(svc, real.address);
+    this.checkRealAddress(svc, real.address, method);
     if (this.findDest(svc, real.address, port)) throw errors.destExists();
+    if (familyOf(real.address) === 'inet6') this.checkForwardingEverywhere('inet6');
     const index = this.destIndexes.take();
     if (index === undefined) throw errors.full('Memory allocation problem: too many real servers');
-    const d: DestState = { index, gen: ++this.destGen, address: real.address, port, method, weight };
+    const d: DestState = { index, gen: ++this.destGen, address: canonical(real.address), port, method, weight };
     svc.dests.unshift(d);
     try {
       this.destHigh = Math.max(this.destHigh, index + 1);
@@ -316,7 +340,7 @@ export class Balancer {
       this.destIndexes.release(index);
       throw e;
     }
-    this.neighbours.use(real.address, method !== 'tun');
+    this.neighbours.use(real.address, true);
   }
 
   editRealServer(key: ServiceKey, real: RealServerKey, opts: RealServerOptions): void {
@@ -327,6 +351,7 @@ export class Balancer {
     const method = this.checkMethod(opts.method ?? d.method);
     const weight = this.checkWeight(opts.weight ?? d.weight);
     this.checkRealPort(svc, { address: d.address, port: d.port }, method);
+    this.checkRealAddress(svc, d.address, method);
     const before = { ...d };
     Object.assign(d, { method, weight });
     try {
@@ -501,9 +526,7 @@ export class Balancer {
     if (key.protocol !== 'tcp' && key.protocol !== 'udp') {
       throw errors.invalid(`unknown protocol ${String(key.protocol)}: use tcp or udp`);
     }
-    const family = familyOf(key.address);
-    if (!family) throw errors.invalid(`illegal virtual server address: ${key.address}`);
-    if (family === 'inet6') throw errors.unsupported('IPv6 services are not supported yet');
+    if (!familyOf(key.address)) throw errors.invalid(`illegal virtual server address: ${key.address}`);
     if (!Number.isInteger(key.port) || key.port < 1 || key.port > 65535) {
       throw errors.invalid(`illegal virtual server port: ${key.port}`);
     }
@@ -534,8 +557,7 @@ export class Balancer {
   }
 
   private checkMethod(method: string): Method {
-    if (method === 'tun') throw errors.unsupported('tunnel forwarding (-i) is not supported yet');
-    if (method !== 'dr' && method !== 'nat') throw errors.invalid(`unknown forwarding method ${method}`);
+    if (method !== 'dr' && method !== 'nat' && method !== 'tun') throw errors.invalid(`unknown forwarding method ${method}`);
     return method;
   }
 
@@ -544,11 +566,12 @@ export class Balancer {
     return weight;
   }
 
-  private checkRealAddress(svc: ServiceState, address: string): void {
+  private checkRealAddress(svc: ServiceState, address: string, method: Method): void {
     const family = familyOf(address);
     if (!family) throw errors.invalid(`illegal real server address: ${address}`);
-    if (family !== familyOf(svc.key.address)) {
-      throw errors.invalid('real server and virtual service must be of the same address family');
+    // As the kernel (ip_vs_ctl.c): mixed address families only for tunnels.
+    if (family !== familyOf(svc.key.address) && method !== 'tun') {
+      throw errors.invalid('real server and virtual service of different address families need tunnelling (tun)');
     }
   }
 
@@ -561,21 +584,48 @@ export class Balancer {
     return port;
   }
 
-  private checkForwarding(ifname: string): void {
-    const path = `/proc/sys/net/ipv4/conf/${ifname}/forwarding`;
+  private checkForwarding(ifname: string, family: Family): void {
+    const ipv = family === 'inet' ? 'ipv4' : 'ipv6';
+    const path = `/proc/sys/net/${ipv}/conf/${ifname}/forwarding`;
     const read = () => readFileSync(path, 'utf8').trim();
     let value: string;
     try {
       value = this.netns ? withNetns(this.netns, read) : read();
     } catch {
-      throw errors.invalid(`no such interface: ${ifname}`);
+      throw errors.invalid(family === 'inet' ? `no such interface: ${ifname}` : `IPv6 is disabled on ${ifname}`);
     }
     if (value !== '1') {
       throw errors.invalid(
-        `IPv4 forwarding is off on ${ifname}: xvs forwards with bpf_fib_lookup, which needs it ` +
-          `(sysctl -w net.ipv4.conf.all.forwarding=1 net.ipv4.conf.${ifname}.forwarding=1)`,
+        `${family === 'inet' ? 'IPv4' : 'IPv6'} forwarding is off on ${ifname}: xvs forwards with bpf_fib_lookup, ` +
+          `which needs it (sysctl -w net.${ipv}.conf.all.forwarding=1 net.${ipv}.conf.${ifname}.forwarding=1)`,
       );
     }
+  }
+
+  /** IPv6 packets (an IPv6 service, or IPv6 tunnels) need IPv6 forwarding on every interface. */
+  private checkForwardingEverywhere(family: Family): void {
+    for (const ifname of this.interfaces) this.checkForwarding(ifname, family);
+  }
+
+  private usesInet6(): boolean {
+    return [...this.services.values()].some(
+      (svc) => familyOf(svc.key.address) === 'inet6' || svc.dests.some((d) => familyOf(d.address) === 'inet6'),
+    );
+  }
+
+  private writeTunnelSource(source: TunnelSource, values: [Buffer, Buffer]): void {
+    const map = this.dp.map('tun_sources');
+    values.forEach((value, slot) => map.update(u32(slot), value));
+    this.tunnel = { ...source };
+  }
+
+  /** Counts the services on a virtual address, so that the dataplane answers ICMP echo for it. */
+  private vipRef(address: string, delta: 1 | -1): void {
+    const key = L.vipKey.encode({ addr: addressBytes(address), af: afNumber(familyOf(address)!) });
+    const map = this.dp.map('vips');
+    const count = (map.lookup(key)?.readUInt32LE(0) ?? 0) + delta;
+    if (count > 0) map.update(key, u32(count));
+    else map.delete(key);
   }
 
   // --- map writes ---------------------------------------------------------------------------
@@ -749,4 +799,14 @@ export class Balancer {
 function storedServiceKey(k: store.StoredService['key']): AddressKey {
   const family = k.af === afNumber('inet6') ? 'inet6' : 'inet';
   return { protocol: k.proto === PROTO_NUMBER.udp ? 'udp' : 'tcp', address: formatAddress(k.addr, family), port: k.port };
+}
+
+/** The textual form ipvsadm prints (RFC 5952 for IPv6). */
+function canonical(address: string): string {
+  return formatAddress(addressBytes(address), familyOf(address)!);
+}
+
+/** Validates both families' tunnel sources before anything is written. */
+function checkTunnelSource(source: TunnelSource): [Buffer, Buffer] {
+  return [tunnelSourceValue(source.inet, 'inet'), tunnelSourceValue(source.inet6, 'inet6')];
 }

@@ -1,7 +1,7 @@
 // The loaded dataplane: the XDP object, its maps, and typed reads and writes of them.
 // No policy lives here: the Balancer decides what to write.
 import { join } from 'node:path';
-import { BpfObject, type BpfMap, type BpfProgram } from './libbpf.js';
+import { BpfObject, sumU64PerCpu, type BpfMap, type BpfProgram } from './libbpf.js';
 import { forgetEstimate } from './estimator.js';
 import { WriteBatch } from './mapbatch.js';
 import { packageRoot } from './native.js';
@@ -182,14 +182,7 @@ export class Dataplane {
 
   /** Per-reason packet counts, summed over CPUs, keyed by the enum name without XVS_R_. */
   readReasons(): Record<string, bigint> {
-    const out: Record<string, bigint> = {};
-    const reasons = this.map('reasons');
-    for (const [name, value] of this.enums.get('xvs_reason')!) {
-      if (name === 'XVS_R_COUNT') continue;
-      const perCpu = reasons.lookupPerCpu(u32(value)) ?? [];
-      out[name.replace(/^XVS_R_/, '').toLowerCase()] = perCpu.reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
-    }
-    return out;
+    return readEnumCounters(this.map('reasons'), this.enums.get('xvs_reason')!, 'XVS_R_');
   }
 
   zeroReasons(): void {
@@ -212,7 +205,8 @@ function createMaps(obj: BpfObject, names: string[], opts: DataplaneOptions): Re
   const maxDests = opts.maxDests ?? 262144;
   obj.setMaxEntries('conns', opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
   for (const m of ['services', 'svc_sched', 'svc_stats', 'ctl_sched']) obj.setMaxEntries(m, maxServices);
-  for (const m of ['dests', 'dest_stats', 'nat_reals']) obj.setMaxEntries(m, maxDests);
+  for (const m of ['dests', 'dest_stats', 'nat_reals', 'tun_src_cache']) obj.setMaxEntries(m, maxDests);
+  obj.setMaxEntries('vips', maxServices);
   obj.setMaxEntries('rate_est', maxServices + maxDests);
   obj.load();
   const maps = Object.fromEntries(names.map((m) => [m, obj.map(m)]));
@@ -227,6 +221,20 @@ function enumOf(obj: BpfObject, enumName: string, name: string): number {
   const v = obj.btfEnum(enumName)?.find((e) => e.name === name)?.value;
   if (v === undefined) throw new Error(`xvs: enum ${enumName} has no ${name} in the object's BTF`);
   return v;
+}
+
+/**
+ * Per-CPU u64 counters indexed by an enum's values, summed over CPUs, keyed by the enumerator's
+ * name without `prefix`, in lower case; the enum's `<prefix>COUNT` is left out.
+ */
+export function readEnumCounters(map: BpfMap, values: Iterable<[string, number]>, prefix: string): Record<string, bigint> {
+  const out: Record<string, bigint> = {};
+  for (const [name, value] of values) {
+    if (name === `${prefix}COUNT`) continue;
+    const perCpu = map.lookupPerCpu(u32(value));
+    out[name.slice(prefix.length).toLowerCase()] = perCpu ? sumU64PerCpu(perCpu) : 0n;
+  }
+  return out;
 }
 
 function readEnums(obj: BpfObject): Map<string, Map<string, number>> {

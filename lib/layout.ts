@@ -2,7 +2,7 @@
 // checkLayouts() compares every codec with the object's BTF, so a field moved in C fails loudly
 // at load instead of silently corrupting maps.
 
-type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'addr' | 'u32x16' | 'cstr64';
+type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'addr' | 'u32x16' | 'cstr64' | 'connKey';
 
 interface FieldSpec<K extends FieldKind = FieldKind> {
   readonly offset: number;
@@ -11,7 +11,7 @@ interface FieldSpec<K extends FieldKind = FieldKind> {
 
 type Value<K extends FieldKind> = K extends 'u64'
   ? bigint
-  : K extends 'addr'
+  : K extends 'addr' | 'connKey'
     ? Buffer
     : K extends 'u32x16'
       ? number[]
@@ -21,7 +21,9 @@ type Value<K extends FieldKind> = K extends 'u64'
 
 export type Decoded<S extends Record<string, FieldSpec>> = { [F in keyof S]: Value<S[F]['kind']> };
 
-const SIZES: Record<FieldKind, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, addr: 16, u32x16: 64, cstr64: 64 };
+const SIZES: Record<FieldKind, number> = {
+  u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, addr: 16, u32x16: 64, cstr64: 64, connKey: 40,
+};
 
 export class StructCodec<S extends Record<string, FieldSpec>> {
   constructor(
@@ -55,6 +57,7 @@ function write(buf: Buffer, { offset, kind }: FieldSpec, v: unknown): void {
     case 'u32': buf.writeUInt32LE(v as number, offset); break;
     case 'u64': buf.writeBigUInt64LE(v as bigint, offset); break;
     case 'addr': (v as Buffer).copy(buf, offset, 0, 16); break;
+    case 'connKey': (v as Buffer).copy(buf, offset, 0, 40); break;
     case 'u32x16': (v as number[]).forEach((n, i) => buf.writeUInt32LE(n, offset + 4 * i)); break;
     case 'cstr64': buf.write((v as string).slice(0, 63), offset, 'utf8'); break;
   }
@@ -68,6 +71,7 @@ function read(buf: Buffer, { offset, kind }: FieldSpec): unknown {
     case 'u32': return buf.readUInt32LE(offset);
     case 'u64': return buf.readBigUInt64LE(offset);
     case 'addr': return Buffer.from(buf.subarray(offset, offset + 16));
+    case 'connKey': return Buffer.from(buf.subarray(offset, offset + 40));
     case 'u32x16': return Array.from({ length: 16 }, (_, i) => buf.readUInt32LE(offset + 4 * i));
     case 'cstr64': {
       const bytes = buf.subarray(offset, offset + 64);
@@ -142,9 +146,34 @@ export const est = new StructCodec('xvs_est', 80, {
   outbps: f(72, 'u64'),
 });
 
-export const ALL_CODECS: StructCodec<Record<string, FieldSpec>>[] = [
+export const tunSource = new StructCodec('xvs_tun_source', 32, { addr: f(0, 'addr'), hostmask: f(16, 'addr') });
+
+export const tunSrcCache = new StructCodec('xvs_tun_src_cache', 32, {
+  src: f(0, 'addr'), expires: f(16, 'u64'), destGen: f(24, 'u32'),
+});
+
+export const fragKey = new StructCodec('xvs_frag_key', 40, {
+  saddr: f(0, 'addr'), daddr: f(16, 'addr'), id: f(32, 'u32'), proto: f(36, 'u8'), af: f(37, 'u8'),
+});
+
+export const frag = new StructCodec('xvs_frag', 48, { created: f(0, 'u64'), conn: f(8, 'connKey') });
+
+export const vipKey = new StructCodec('xvs_vip_key', 20, { addr: f(0, 'addr'), af: f(16, 'u8') });
+
+/** The key of xvs_decap.bpf.c's decap_sources LPM trie. */
+export const decapSrcKey = new StructCodec('xvs_decap_src_key', 24, {
+  prefixlen: f(0, 'u32'), af: f(4, 'u8'), addr: f(8, 'addr'),
+});
+
+type AnyCodec = StructCodec<Record<string, FieldSpec>>;
+
+export const ALL_CODECS: AnyCodec[] = [
   svcKey, service, dest, stats, connKey, conn, schedState, slotKey, realKey, config, ctl, schedCtl, ctlLock, estKey, est,
+  tunSource, tunSrcCache, fragKey, frag, vipKey,
 ];
+
+/** The codecs of xvs_decap.bpf.o. */
+export const DECAP_CODECS: AnyCodec[] = [decapSrcKey];
 
 export interface BtfStructView {
   size: number;
@@ -152,9 +181,9 @@ export interface BtfStructView {
 }
 
 /** Names what differs between the codecs and the C structs described by BTF; empty when none. */
-export function layoutMismatches(btf: (cName: string) => BtfStructView | null): string[] {
+export function layoutMismatches(btf: (cName: string) => BtfStructView | null, codecs = ALL_CODECS): string[] {
   const problems: string[] = [];
-  for (const codec of ALL_CODECS) {
+  for (const codec of codecs) {
     const s = btf(codec.cName);
     if (!s) {
       problems.push(`struct ${codec.cName}: not in BTF`);

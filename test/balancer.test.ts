@@ -56,7 +56,7 @@ describe('validation', () => {
     ['port mapping with DR', (b) => b.addRealServer(svc, { address: '10.1.0.2', port: 8080 }), 'port mapping (real port ≠ virtual port) needs masquerading (nat)'],
     ['edit of a missing real', (b) => b.editRealServer(svc, { address: '10.1.0.9' }, { weight: 3 }), 'No such destination'],
     ['delete of a missing real', (b) => b.deleteRealServer(svc, { address: '10.1.0.9' }), 'No such destination'],
-    ['family mismatch', (b) => b.addRealServer(svc, { address: 'fd00::1' }), 'real server and virtual service must be of the same address family'],
+    ['family mismatch', (b) => b.addRealServer(svc, { address: 'fd00::1' }), 'real server and virtual service of different address families need tunnelling (tun)'],
     ['attach to a missing interface', (b) => b.attach('xvs-nope0'), 'no such interface: xvs-nope0'],
   ];
   it.each(cases)('%s: refused, nothing changed', (_name, call, message) => {

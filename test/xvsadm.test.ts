@@ -258,8 +258,6 @@ describe('mistakes: ipvsadm exit codes and messages, and nothing changes', () =>
       [['-A', '-t', `${VIP}:81`, '-s', 'rr', '-p', '600'], 'persistent services (-p) are not supported yet'],
       [['-A', '-u', `${VIP}:54`, '-s', 'rr', '-o'], 'one-packet scheduling (-o) is not supported yet'],
       [['-A', '-f', '7', '-s', 'rr'], 'firewall-mark services (-f) are not supported yet'],
-      [['-A', '-t', '[2001:db8::1]:80', '-s', 'rr'], 'IPv6 services are not supported yet'],
-      [['-a', '-t', `${VIP}:80`, '-r', '10.1.0.13', '-i'], 'tunnel forwarding (-i) is not supported yet'],
       [['-a', '-t', `${VIP}:80`, '-r', '10.1.0.13', '-x', '10'], 'connection thresholds (-x, -y) are not supported yet'],
       [['-A', '--sctp-service', `${VIP}:80`, '-s', 'rr'], 'SCTP services (--sctp-service) are not supported'],
     ] as const) {

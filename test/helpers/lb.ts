@@ -1,7 +1,7 @@
 // A balancer namespace for BPF_PROG_TEST_RUN tests: the dataplane runs on crafted frames as if
 // they arrived on one of its interfaces, and bpf_fib_lookup answers from this namespace's routes
 // and (permanent) neighbours, so the expected MACs are known exactly.
-import { Balancer } from '../../lib/balancer.js';
+import { Balancer, type BalancerOptions, type Method, type ServiceInfo, type ServiceKey } from '../../lib/balancer.js';
 import { XDP_PASS, XDP_TX, XDP_REDIRECT, XDP_DROP, withNetns } from '../../lib/libbpf.js';
 import { Topology, type Namespace } from '../../lib/topology.js';
 
@@ -20,6 +20,14 @@ export const NET = {
   /** The clients' segment, on the balancer's `clients` interface. */
   clientsPrefix: '10.2.0.0/24',
   lbClients: '10.2.0.1',
+  /** The same segments in IPv6. */
+  realsPrefix6: 'fd00:1::/64',
+  lbReals6: 'fd00:1::1',
+  clientsPrefix6: 'fd00:2::/64',
+  lbClients6: 'fd00:2::1',
+  /** Networks beyond the router 10.1.0.50 / fd00:1::50 on the reals' segment. */
+  remote: '10.9.0.0/24',
+  remote6: 'fd00:9::/64',
   neighbours: {
     '10.1.0.11': '02:00:00:00:01:11',
     '10.1.0.12': '02:00:00:00:01:12',
@@ -27,8 +35,34 @@ export const NET = {
     '10.1.0.21': '02:00:00:00:01:21',
     '10.1.0.50': '02:00:00:00:01:50',
     '10.2.0.5': '02:00:00:00:02:05',
+    'fd00:1::11': '02:00:00:00:01:11',
+    'fd00:1::12': '02:00:00:00:01:12',
+    'fd00:1::21': '02:00:00:00:01:21',
+    'fd00:1::50': '02:00:00:00:01:50',
+    'fd00:2::5': '02:00:00:00:02:05',
   } as Record<string, string>,
 };
+
+/** Addresses of the packet tests: virtual addresses (on no interface) and a client. */
+export const ADDR = {
+  vip: '10.0.0.100',
+  vip6: 'fd00:100::1',
+  client: '10.2.0.5',
+  client6: 'fd00:2::5',
+  clientMac: NET.neighbours['10.2.0.5']!,
+  /** The destination MAC of frames from the client (any: test runs do not check it). */
+  lbMac: '02:00:00:00:00:aa',
+};
+
+/** A real server for addService(): address, method, and port when it differs from the service's. */
+export type RealSpec = [address: string, method: Method, port?: number];
+
+/** Adds a round-robin service with its real servers; returns its key. */
+export function addService(lb: Balancer, key: ServiceKey, reals: RealSpec[]): ServiceKey {
+  lb.addService(key, { scheduler: 'rr' });
+  for (const [address, method, port] of reals) lb.addRealServer(key, { address, port }, { method });
+  return key;
+}
 
 export interface PacketLab {
   topology: Topology;
@@ -41,20 +75,25 @@ export interface PacketLab {
   destroy(): Promise<void>;
 }
 
-/** `pinPath`: the balancer's maps pinned there (tests of xvsadm, which works on pinned maps). */
-export async function packetLab(opts: { pinPath?: string } = {}): Promise<PacketLab> {
+export async function packetLab(opts: Partial<BalancerOptions> = {}): Promise<PacketLab> {
   const topology = new Topology();
   try {
     const ns = await topology.addNamespace('pkt');
     const peer = await topology.addNamespace('peer');
-    const reals = await topology.link(ns, peer, { a: { name: 'reals', ipv4: `${NET.lbReals}/24` } });
-    const clients = await topology.link(ns, peer, { a: { name: 'clients', ipv4: `${NET.lbClients}/24` } });
+    const reals = await topology.link(ns, peer, {
+      a: { name: 'reals', ipv4: `${NET.lbReals}/24`, ipv6: `${NET.lbReals6}/64` },
+    });
+    const clients = await topology.link(ns, peer, {
+      a: { name: 'clients', ipv4: `${NET.lbClients}/24`, ipv6: `${NET.lbClients6}/64` },
+    });
     await ns.enableForwarding();
     for (const [addr, mac] of Object.entries(NET.neighbours)) {
-      const dev = addr.startsWith('10.1.') ? 'reals' : 'clients';
+      const dev = addr.startsWith('10.1.') || addr.startsWith('fd00:1:') ? 'reals' : 'clients';
       await ns.ip(['neigh', 'replace', addr, 'lladdr', mac, 'dev', dev, 'nud', 'permanent']);
     }
-    const lb = Balancer.open({ netns: ns.name, maxConnections: 4096, pinPath: opts.pinPath });
+    await ns.route(NET.remote, { via: '10.1.0.50' });
+    await ns.route(NET.remote6, { via: 'fd00:1::50' });
+    const lb = Balancer.open({ netns: ns.name, maxConnections: 4096, ...opts });
     const program = lb.dataplane.program;
     const run = (frame: Buffer, ingress: 'reals' | 'clients' = 'clients') => {
       const ctx = Buffer.alloc(24);
@@ -79,4 +118,11 @@ export async function packetLab(opts: { pinPath?: string } = {}): Promise<Packet
     await topology.destroy();
     throw e;
   }
+}
+
+/** The listing of the address service on `port` (and `address`, when given). */
+export function listedService(lb: Balancer, port: number, address?: string): ServiceInfo & { key: { address: string; port: number } } {
+  const found = lb.list().find((s) => 'port' in s.key && s.key.port === port && (address === undefined || s.key.address === address));
+  if (!found) throw new Error(`no service on port ${port}${address ? ` of ${address}` : ''} in the listing`);
+  return found as ServiceInfo & { key: { address: string; port: number } };
 }

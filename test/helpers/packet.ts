@@ -3,7 +3,8 @@
 // Deliberately independent of the dataplane: its own RFC 1071 checksum, its own header layouts,
 // so that a shared mistake cannot make a wrong dataplane look right. Covers Ethernet with an
 // optional 802.1Q tag, IPv4 (with options) and IPv6, IP-in-IP tunnels (protocols 4 and 41), and
-// option-free TCP and UDP. Addresses are strings; multi-byte fields are big-endian on the wire.
+// option-free TCP and UDP, ICMP and ICMPv6 (errors parsed down to the quoted packet), and IPv4 and
+// IPv6 fragmentation. Addresses are strings; multi-byte fields are big-endian on the wire.
 
 const ETH_P_IPV4 = 0x0800;
 const ETH_P_IPV6 = 0x86dd;
@@ -12,6 +13,12 @@ const IPPROTO_IPIP = 4;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 const IPPROTO_IPV6 = 41;
+const IPPROTO_FRAGMENT = 44;
+const IPPROTO_ICMP = 1;
+const IPPROTO_ICMPV6 = 58;
+/** ICMP and ICMPv6 error types, whose body quotes the packet in error. */
+const ICMP_ERRORS = new Set([3, 4, 5, 11, 12]);
+const ICMPV6_ERRORS = new Set([1, 2, 3, 4]);
 const TCP_FLAG_BITS = 'FSRPAUEC';
 
 // ---- addresses ----
@@ -149,6 +156,13 @@ export interface UdpSpec {
   zeroChecksum?: boolean;
 }
 
+export interface IcmpSpec {
+  type: number;
+  code?: number;
+  /** The header's second word (MTU, identifier and sequence, ...); default 0. */
+  rest?: number;
+}
+
 export interface FrameSpec {
   /** Default 02:00:00:00:00:02. */
   dstMac?: string;
@@ -161,6 +175,8 @@ export interface FrameSpec {
   tunnel?: IpSpec;
   tcp?: TcpSpec;
   udp?: UdpSpec;
+  /** ICMP over IPv4, ICMPv6 over IPv6; the payload follows the 8-byte header. */
+  icmp?: IcmpSpec;
   payload?: Uint8Array | string;
   /** Make checksums wrong: the `ip` header's (IPv4 only) and/or the TCP/UDP one. */
   corrupt?: { ip?: boolean; l4?: boolean };
@@ -209,7 +225,8 @@ function udpHeader(spec: UdpSpec, payloadLength: number): Buffer {
 
 /** The TCP or UDP segment with its checksum, for the addresses of `ip`. */
 function buildSegment(spec: FrameSpec, payload: Buffer): { protocol: number; segment: Buffer } {
-  if (spec.tcp && spec.udp) throw new Error('a frame has tcp or udp, not both');
+  if ([spec.tcp, spec.udp, spec.icmp].filter(Boolean).length > 1) throw new Error('a frame has one of tcp, udp, icmp');
+  if (spec.icmp) return icmpMessage(spec, payload);
   if (!spec.tcp && !spec.udp) {
     if (spec.ip.protocol === undefined) throw new Error('give tcp, udp or ip.protocol');
     return { protocol: spec.ip.protocol, segment: payload };
@@ -225,6 +242,20 @@ function buildSegment(spec: FrameSpec, payload: Buffer): { protocol: number; seg
     segment.writeUInt16BE(sum, offset);
   }
   if (spec.corrupt?.l4) spoil(segment, offset);
+  return { protocol, segment };
+}
+
+function icmpMessage(spec: FrameSpec, payload: Buffer): { protocol: number; segment: Buffer } {
+  const v6 = spec.ip.src.includes(':');
+  const header = Buffer.alloc(8);
+  header[0] = spec.icmp!.type;
+  header[1] = spec.icmp!.code ?? 0;
+  header.writeUInt32BE((spec.icmp!.rest ?? 0) >>> 0, 4);
+  const segment = Buffer.concat([header, payload]);
+  const protocol = v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP;
+  // ICMPv6's checksum covers a pseudo-header (RFC 4443 2.3), ICMP's only the message.
+  segment.writeUInt16BE(v6 ? l4Checksum(ip(spec.ip.src), ip(spec.ip.dst), protocol, segment) : checksum(segment), 2);
+  if (spec.corrupt?.l4) spoil(segment, 2);
   return { protocol, segment };
 }
 
@@ -339,6 +370,25 @@ export interface ParsedTcp {
   checksum: number;
 }
 
+export interface ParsedIcmp {
+  type: number;
+  code: number;
+  checksum: number;
+  /** The header's second word. */
+  rest: number;
+  /** For an error: the packet it quotes (cut where the quote ends). */
+  quoted?: ParsedPacket;
+}
+
+/** An IPv6 fragment header. */
+export interface ParsedFragment6 {
+  nextHeader: number;
+  /** In bytes. */
+  offset: number;
+  more: boolean;
+  id: number;
+}
+
 export interface ParsedUdp {
   sport: number;
   dport: number;
@@ -351,6 +401,9 @@ export interface ParsedPacket {
   ip: ParsedIp;
   tcp?: ParsedTcp;
   udp?: ParsedUdp;
+  icmp?: ParsedIcmp;
+  /** IPv6: the fragment header directly after the fixed header. */
+  fragment6?: ParsedFragment6;
   /** The encapsulated packet of an IP-in-IP tunnel. */
   inner?: ParsedPacket;
   payload: Buffer;
@@ -423,13 +476,43 @@ function parsePacket(b: Buffer, at: number, version: number): { packet: ParsedPa
   if (version !== 4 && version !== 6) throw new Error(`IP version ${version} at offset ${at}`);
   const minimum = version === 4 ? 20 : 40;
   if (b.length < at + minimum) throw new Error(`frame too short for an IPv${version} header`);
-  const { ip, headerEnd, declaredEnd } = version === 4 ? parseIpv4(b, at) : parseIpv6(b, at);
+  const parsed = version === 4 ? parseIpv4(b, at) : parseIpv6(b, at);
+  const { ip, declaredEnd } = parsed;
+  let headerEnd = parsed.headerEnd;
   const end = Math.min(b.length, declaredEnd);
   const layout: Layout = { ipStart: at, ipHeaderEnd: headerEnd, declaredEnd };
   const packet: ParsedPacket = { ip, payload: b.subarray(headerEnd, end) };
   // Later fragments carry no transport header.
   if (ip.version === 4 && ip.fragOffset !== 0) return { packet, layout };
-  if (ip.protocol === IPPROTO_TCP && end - headerEnd >= 20) {
+  let protocol = ip.protocol;
+  if (ip.version === 6 && protocol === IPPROTO_FRAGMENT && end - headerEnd >= 8) {
+    const word = b.readUInt16BE(headerEnd + 2);
+    packet.fragment6 = {
+      nextHeader: b[headerEnd]!,
+      offset: word & 0xfff8,
+      more: (word & 1) === 1,
+      id: b.readUInt32BE(headerEnd + 4),
+    };
+    protocol = packet.fragment6.nextHeader;
+    headerEnd += 8;
+    layout.ipHeaderEnd = headerEnd;
+    packet.payload = b.subarray(headerEnd, end);
+    if (packet.fragment6.offset !== 0) return { packet, layout };
+  }
+  if ((protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6) && end - headerEnd >= 8) {
+    const type = b[headerEnd]!;
+    packet.icmp = {
+      type,
+      code: b[headerEnd + 1]!,
+      checksum: b.readUInt16BE(headerEnd + 2),
+      rest: b.readUInt32BE(headerEnd + 4),
+    };
+    packet.payload = b.subarray(headerEnd + 8, end);
+    const quotes = (protocol === IPPROTO_ICMP ? ICMP_ERRORS : ICMPV6_ERRORS).has(type);
+    if (quotes && end - headerEnd >= 8 + (ip.version === 4 ? 20 : 40)) {
+      packet.icmp.quoted = parsePacket(b.subarray(0, end), headerEnd + 8, ip.version).packet;
+    }
+  } else if (protocol === IPPROTO_TCP && end - headerEnd >= 20) {
     const dataOffset = b[headerEnd + 12]! >> 4;
     packet.tcp = {
       sport: b.readUInt16BE(headerEnd),
@@ -494,7 +577,7 @@ export function parseFrame(frame: Uint8Array): ParsedFrame {
 export interface ChecksumResult {
   /** Every IPv4 header checksum (outer and inner) is right; IPv6 headers have none. */
   ipOk: boolean;
-  /** The innermost TCP/UDP checksum is right; true when there is no TCP/UDP header to check. */
+  /** The innermost TCP/UDP/ICMP checksum is right; true when there is none to check. */
   l4Ok: boolean;
 }
 
@@ -527,6 +610,12 @@ export function verifyChecksums(frame: Uint8Array): ChecksumResult {
 }
 
 function l4ChecksumOk(b: Buffer, packet: ParsedPacket, at: Layout): boolean {
+  if (packet.icmp) {
+    if (at.declaredEnd > b.length) return false;
+    const message = b.subarray(at.ipHeaderEnd, at.declaredEnd);
+    if (packet.ip.version === 4) return onesComplementSum(message) === 0xffff;
+    return l4Checksum(ip(packet.ip.src), ip(packet.ip.dst), IPPROTO_ICMPV6, message) === 0;
+  }
   if (!packet.tcp && !packet.udp) return true;
   if (at.declaredEnd > b.length) return false;
   if (packet.udp?.checksum === 0) return packet.ip.version === 4;
@@ -534,4 +623,44 @@ function l4ChecksumOk(b: Buffer, packet: ParsedPacket, at: Layout): boolean {
   const protocol = packet.tcp ? IPPROTO_TCP : IPPROTO_UDP;
   // Summed with its checksum in place, a correct segment sums to 0xffff: its checksum is 0.
   return l4Checksum(ip(packet.ip.src), ip(packet.ip.dst), protocol, segment) === 0;
+}
+
+// ---- fragmentation ----
+
+/**
+ * Splits the IP packet of an untagged frame (no tunnel) into fragments of at most `size` bytes of
+ * fragmentable payload (a multiple of 8), as a router or the sender would: IPv4 with MF and
+ * offsets, IPv6 with a fragment header; both with identification `id`. The Ethernet header is
+ * repeated.
+ */
+export function fragmentFrame(frame: Buffer, size: number, id = 0x1234): Buffer[] {
+  if (size % 8 !== 0) throw new Error(`fragment size ${size} is not a multiple of 8`);
+  const eth = frame.subarray(0, 14);
+  const v6 = frame.readUInt16BE(12) === ETH_P_IPV6;
+  const headerLength = v6 ? 40 : (frame[14]! & 0x0f) * 4;
+  const header = frame.subarray(14, 14 + headerLength);
+  const body = frame.subarray(14 + headerLength);
+  const out: Buffer[] = [];
+  for (let offset = 0; offset < body.length; offset += size) {
+    const piece = body.subarray(offset, offset + size);
+    const more = offset + size < body.length;
+    const h = Buffer.from(header);
+    if (v6) {
+      const fragment = Buffer.alloc(8);
+      fragment[0] = h[6]!;
+      fragment.writeUInt16BE(offset | (more ? 1 : 0), 2);
+      fragment.writeUInt32BE(id >>> 0, 4);
+      h[6] = IPPROTO_FRAGMENT;
+      h.writeUInt16BE(8 + piece.length, 4);
+      out.push(Buffer.concat([eth, h, fragment, piece]));
+    } else {
+      h.writeUInt16BE(headerLength + piece.length, 2);
+      h.writeUInt16BE(id & 0xffff, 4);
+      h.writeUInt16BE((h.readUInt16BE(6) & 0x4000) | (more ? 0x2000 : 0) | (offset / 8), 6);
+      h.writeUInt16BE(0, 10);
+      h.writeUInt16BE(checksum(h), 10);
+      out.push(Buffer.concat([eth, h, piece]));
+    }
+  }
+  return out;
 }

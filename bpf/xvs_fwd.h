@@ -16,7 +16,7 @@
 
 /* Sends the packet towards `nexthop` (the real server, or the client for a NAT reply): the
  * kernel's FIB gives the egress interface and both MACs, so users never configure a MAC. */
-static __always_inline int forward(struct xdp_md *ctx, struct xvs_pkt *p, __be32 nexthop)
+static __noinline int forward(struct xdp_md *ctx, struct xvs_pkt *p, __be32 nexthop)
 {
 	struct bpf_fib_lookup fib = {};
 	struct iphdr *ip = p->ip4;

@@ -26,10 +26,26 @@ export const DEFAULT_TIMEOUTS: Record<string, number> = {
 export interface DataplaneOptions {
   /** Path of the compiled object; defaults to the package's build/bpf/xvs.bpf.o. */
   objectPath?: string;
+  /** Connection entries (a NAT connection takes two); when full, new connections are dropped. */
   maxConnections?: number;
+  /** Persistence templates. */
+  maxTemplates?: number;
   maxServices?: number;
   maxDests?: number;
 }
+
+/** What one run of the sweeper ended. */
+export type SweepResult = L.Decoded<typeof L.sweep.fields>;
+
+const MAP_NAMES = [
+  'services', 'dests', 'dest_conns', 'conns', 'templates', 'svc_sched', 'sched_slots', 'lblc', 'lblcr',
+  'twos_draws', 'mark_prefixes', 'mark_rules', 'nat_reals', 'svc_stats', 'dest_stats', 'reasons', 'config',
+];
+
+const ENUM_NAMES = [
+  'xvs_fwd', 'xvs_sched', 'xvs_svc_flags', 'xvs_sched_flags', 'xvs_dest_flags', 'xvs_dir', 'xvs_conn_flags',
+  'xvs_counted', 'xvs_config_flags', 'xvs_conn_state', 'xvs_reason',
+];
 
 export type Stats = Omit<L.Decoded<typeof L.stats.fields>, never>;
 
@@ -54,6 +70,8 @@ const u32 = (n: number) => {
 export class Dataplane {
   readonly object: BpfObject;
   readonly program: BpfProgram;
+  /** The sweeper (bpf/xvs_sweep.h), run on demand by sweep(). */
+  readonly sweeper: BpfProgram;
   readonly maxServices: number;
   readonly maxDests: number;
   /** enum name → value, for every enum of bpf/xvs_consts.h, read from BTF. */
@@ -70,8 +88,9 @@ export class Dataplane {
       this.maxServices = opts.maxServices ?? 65536;
       this.maxDests = opts.maxDests ?? 262144;
       obj.setMaxEntries('conns', opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+      if (opts.maxTemplates) obj.setMaxEntries('templates', opts.maxTemplates);
       for (const m of ['services', 'svc_sched', 'svc_stats']) obj.setMaxEntries(m, this.maxServices);
-      for (const m of ['dests', 'dest_stats', 'nat_reals']) obj.setMaxEntries(m, this.maxDests);
+      for (const m of ['dests', 'dest_conns', 'dest_stats', 'nat_reals']) obj.setMaxEntries(m, this.maxDests);
       obj.load();
     } catch (e) {
       obj.close();
@@ -79,10 +98,8 @@ export class Dataplane {
     }
     this.object = obj;
     this.program = obj.program('xvs_xdp');
-    this.maps = Object.fromEntries(
-      ['services', 'dests', 'conns', 'svc_sched', 'sched_slots', 'nat_reals', 'svc_stats', 'dest_stats', 'reasons', 'config']
-        .map((m) => [m, obj.map(m)]),
-    );
+    this.sweeper = obj.program('xvs_sweep');
+    this.maps = Object.fromEntries(MAP_NAMES.map((m) => [m, obj.map(m)]));
     this.writeTimeouts(DEFAULT_TIMEOUTS);
   }
 
@@ -98,16 +115,54 @@ export class Dataplane {
     return v;
   }
 
+  private readConfig(): L.Decoded<typeof L.config.fields> {
+    return L.config.decode(this.map('config').lookup(u32(0))!);
+  }
+
+  private writeConfig(change: Partial<L.Decoded<typeof L.config.fields>>): void {
+    this.map('config').update(u32(0), L.config.encode({ ...this.readConfig(), ...change }));
+  }
+
   writeTimeouts(byState: Record<string, number>): void {
-    const cfgMap = this.map('config');
-    const current = L.config.decode(cfgMap.lookup(u32(0))!);
-    const timeout = [...current.timeout];
+    const timeout = [...this.readConfig().timeout];
     for (const [state, seconds] of Object.entries(byState)) timeout[this.enumValue('xvs_conn_state', state)] = seconds;
-    cfgMap.update(u32(0), L.config.encode({ timeout }));
+    this.writeConfig({ timeout });
+  }
+
+  /** Sets or clears (false) a bit of config.flags, by its enum xvs_config_flags name. */
+  writeConfigFlag(name: string, on: boolean): void {
+    const bit = this.enumValue('xvs_config_flags', name);
+    const { flags } = this.readConfig();
+    const next = on ? flags | bit : flags & ~bit;
+    if (next !== flags) this.writeConfig({ flags: next });
+  }
+
+  /**
+   * The dataplane's clock in nanoseconds: CLOCK_MONOTONIC (coarse), or the frozen clock that
+   * setClock() set. Deadlines of connections and templates are on this clock.
+   */
+  now(): bigint {
+    const { clockNs } = this.readConfig();
+    return clockNs || process.hrtime.bigint();
+  }
+
+  /**
+   * Freezes the dataplane's clock at `ns` (0n: back to the real clock). For deterministic tests of
+   * timeouts and expiry only: every packet and sweep then sees this time.
+   */
+  setClock(ns: bigint): void {
+    this.writeConfig({ clockNs: ns });
+  }
+
+  /** Runs the sweeper once: ends what expired or lost its real server (see bpf/xvs_sweep.h). */
+  sweep(): SweepResult {
+    const frame = Buffer.alloc(Math.max(L.sweep.size, 64));
+    const { data } = this.sweeper.testRun({ data: frame });
+    return L.sweep.decode(data);
   }
 
   readTimeouts(): Record<string, number> {
-    const { timeout } = L.config.decode(this.map('config').lookup(u32(0))!);
+    const { timeout } = this.readConfig();
     const out: Record<string, number> = {};
     for (const [name, value] of this.enums.get('xvs_conn_state')!) {
       if (name in DEFAULT_TIMEOUTS) out[name] = timeout[value]!;
@@ -150,9 +205,8 @@ export class Dataplane {
 }
 
 function readEnums(obj: BpfObject): Map<string, Map<string, number>> {
-  const names = ['xvs_fwd', 'xvs_sched', 'xvs_svc_flags', 'xvs_dest_flags', 'xvs_dir', 'xvs_conn_state', 'xvs_reason'];
   return new Map(
-    names.map((n) => {
+    ENUM_NAMES.map((n) => {
       const e = obj.btfEnum(n);
       if (!e) throw new Error(`xvs: enum ${n} is not in the object's BTF`);
       return [n, new Map(e.map((v) => [v.name, v.value]))];

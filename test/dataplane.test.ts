@@ -121,7 +121,7 @@ describe('NAT (masquerading)', () => {
     expect(p.ip).toMatchObject({ src: VIP, dst: CLIENT });
     expect(p.tcp).toMatchObject({ sport: 8080, dport: sp, flags: 'SA' });
     expect(verifyChecksums(out)).toEqual({ ipOk: true, l4Ok: true });
-    const [svc] = lab.lb.list().filter((s) => s.port === 8080);
+    const [svc] = lab.lb.list().filter((s) => 'port' in s.key && s.key.port === 8080);
     expect(svc!.stats).toMatchObject({ conns: 1n, inpkts: 1n, outpkts: 1n });
     expect(svc!.stats.outbytes).toBe(BigInt(reply.length - 14));
   });
@@ -183,7 +183,7 @@ describe('packets that are not balanced', () => {
       expect(out).toEqual(frame);
     }
     expect(lab.lb.reasons().pass_malformed).toBe(BigInt(full.length - 14));
-    expect(lab.lb.list().find((s) => s.port === 80)!.stats.inpkts).toBe(0n);
+    expect(lab.lb.list().find((s) => 'port' in s.key && s.key.port === 80)!.stats.inpkts).toBe(0n);
   });
 
   it('passes inconsistent headers: bad IHL, total length beyond the frame, bad TCP offset', () => {
@@ -214,7 +214,7 @@ describe('counters', () => {
     const sp = sport++;
     const frames = [tcp(sp, 80, 'S'), tcp(sp, 80, 'A'), tcp(sp, 80, 'PA', 'hello world'), tcp(sp, 80, 'FA')];
     for (const f of frames) lab.run(f);
-    const svc = lab.lb.list().find((s) => s.port === 80)!;
+    const svc = lab.lb.list().find((s) => 'port' in s.key && s.key.port === 80)!;
     const bytes = BigInt(frames.reduce((n, f) => n + f.length - 14, 0));
     expect(svc.stats).toEqual({ conns: 1n, inpkts: 4n, outpkts: 0n, inbytes: bytes, outbytes: 0n });
     const used = svc.realServers.filter((r) => r.stats.inpkts > 0n);

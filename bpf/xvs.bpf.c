@@ -229,7 +229,7 @@ int xvs_xdp(struct xdp_md *ctx)
 	if (c) {
 		struct xvs_dest *d = dest_get(c->dest, c->dest_gen);
 
-		if (d && !conn_expired(c, now))
+		if (d && !conn_expired(c, now) && !conn_reused(c, &p))
 			return established(ctx, &p, c, d, cfg, now);
 		conn_end(&p.key, c);
 		if (!d && !conn_may_start(&p)) {

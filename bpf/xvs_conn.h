@@ -31,6 +31,16 @@ static __always_inline int conn_may_start(const struct xvs_pkt *p)
 	return (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) == TCP_FLAG_SYN;
 }
 
+/* conn_reuse_mode 1 (is_new_conn_expected): a new SYN on a TCP connection that finished
+ * (TIME_WAIT, CLOSE) and that no template controls starts a new connection, scheduled afresh. */
+static __always_inline int conn_reused(const struct xvs_conn *c, const struct xvs_pkt *p)
+{
+	return p->key.proto == IPPROTO_TCP &&
+	       (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
+	       !(c->flags & XVS_CONN_F_CONTROLLED) &&
+	       (c->state == XVS_TCP_S_TIME_WAIT || c->state == XVS_TCP_S_CLOSE);
+}
+
 /* The service's scheduler's choice for a new connection: a dests index, or -1. */
 static __noinline __s64 schedule(const struct xvs_pkt *p, const struct xvs_service *svc,
 				      __u64 now)

@@ -288,6 +288,7 @@ export class Balancer {
     this.dp.map('services').delete(this.svcKeyBytes(svc.key));
     for (const d of svc.dests) this.retireDest(svc, d);
     this.dp.map('svc_sched').delete(u32(svc.id));
+    this.dropLocality(svc);
     this.slots.release(svc.tableRange);
     this.slots.release(svc.listRange);
     this.serviceIds.release(svc.id);
@@ -777,12 +778,16 @@ export class Balancer {
 
   /** A new lblc/lblcr scheduler starts with an empty cache and its own expiry timer. */
   private resetLocality(svc: ServiceState): void {
+    this.dropLocality(svc);
+    svc.localityTimer = svc.scheduler === 'lblc' || svc.scheduler === 'lblcr'
+      ? lblcTimer(Number(this.dp.now()) / 1e9) : undefined;
+  }
+
+  private dropLocality(svc: ServiceState): void {
     for (const map of ['lblc', 'lblcr'] as const) {
       const keys = [...this.dp.map(map).keys()].filter((k) => L.lblcKey.decode(k).svc === svc.id);
       if (keys.length) this.dp.map(map).deleteBatch(keys);
     }
-    svc.localityTimer = svc.scheduler === 'lblc' || svc.scheduler === 'lblcr'
-      ? lblcTimer(Number(this.dp.now()) / 1e9) : undefined;
   }
 
   /** Runs the lblc/lblcr expiry timers that came due by `now` (seconds). */

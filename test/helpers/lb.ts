@@ -41,7 +41,13 @@ export interface PacketLab {
   destroy(): Promise<void>;
 }
 
-export async function packetLab(): Promise<PacketLab> {
+export interface PacketLabOptions {
+  /** More permanent neighbours (address -> MAC) on the reals' segment, 10.1.0.0/24. */
+  reals?: Record<string, string>;
+  maxConnections?: number;
+}
+
+export async function packetLab(opts: PacketLabOptions = {}): Promise<PacketLab> {
   const topology = new Topology();
   try {
     const ns = await topology.addNamespace('pkt');
@@ -49,11 +55,11 @@ export async function packetLab(): Promise<PacketLab> {
     const reals = await topology.link(ns, peer, { a: { name: 'reals', ipv4: `${NET.lbReals}/24` } });
     const clients = await topology.link(ns, peer, { a: { name: 'clients', ipv4: `${NET.lbClients}/24` } });
     await ns.enableForwarding();
-    for (const [addr, mac] of Object.entries(NET.neighbours)) {
+    for (const [addr, mac] of Object.entries({ ...NET.neighbours, ...opts.reals })) {
       const dev = addr.startsWith('10.1.') ? 'reals' : 'clients';
       await ns.ip(['neigh', 'replace', addr, 'lladdr', mac, 'dev', dev, 'nud', 'permanent']);
     }
-    const lb = Balancer.open({ netns: ns.name, maxConnections: 4096 });
+    const lb = Balancer.open({ netns: ns.name, maxConnections: opts.maxConnections ?? 4096, maxTemplates: 4096 });
     const program = lb.dataplane.program;
     const run = (frame: Buffer, ingress: 'reals' | 'clients' = 'clients') => {
       const ctx = Buffer.alloc(24);

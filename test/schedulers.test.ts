@@ -84,7 +84,5 @@ describe('differential: dataplane vs reference model', () => {
     // The run must have made the sweeper end connections (and templates, when persistent).
     if (!spec.onePacket) expect(d.swept.conns).toBeGreaterThan(0n);
     if (spec.persistent) expect(d.swept.templatesEnded).toBeGreaterThan(0n);
-    const sw = lab.lb.expire();
-    console.log('STATS', spec.scheduler, JSON.stringify(d.stats), JSON.stringify(sw, (_k, v) => typeof v === 'bigint' ? Number(v) : v));
   });
 });

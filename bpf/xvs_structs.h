@@ -135,10 +135,14 @@ struct xvs_sched_state {
 	__u32 at_head;	/* rr/wrr: the kernel's cursor is at the list head (nothing chosen since) */
 };
 
-/* sched_slots[n]: one slot of a table or list. */
+/* sched_slots[n]: one slot of a table or list. It repeats what schedulers read of the real
+ * server besides its counts (rewritten with the list on every change), so that walking a list
+ * costs one lookup here and one in dest_conns per real server. */
 struct xvs_sched_slot {
 	__u32 dest;
-	__u32 resume; /* rr/wrr: enum xvs_resume */
+	__u32 resume;	  /* rr/wrr: enum xvs_resume */
+	__u32 weight;
+	__u32 thresh_gen; /* the real server's xvs_dest.thresh_gen */
 };
 
 /* lblc[⟨svc, destination address⟩]: the server cached for a destination address. */

@@ -124,7 +124,9 @@ export const schedState = new StructCodec('xvs_sched_state', 32, {
   ndests: f(20, 'u32'), start: f(24, 'u32'), atHead: f(28, 'u32'),
 });
 
-export const schedSlot = new StructCodec('xvs_sched_slot', 8, { dest: f(0, 'u32'), resume: f(4, 'u32') });
+export const schedSlot = new StructCodec('xvs_sched_slot', 16, {
+  dest: f(0, 'u32'), resume: f(4, 'u32'), weight: f(8, 'u32'), threshGen: f(12, 'u32'),
+});
 
 export const lblcKey = new StructCodec('xvs_lblc_key', 20, { addr: f(0, 'addr'), svc: f(16, 'u32') });
 

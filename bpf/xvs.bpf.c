@@ -134,8 +134,6 @@ static __noinline int conn_start(struct xdp_md *ctx, struct xvs_pkt *p,
 		count_reason(XVS_R_DROP_CONN_FULL);
 		return XDP_DROP;
 	}
-	if (tpl)
-		__sync_fetch_and_add(&tpl->n_control, 1);
 	dest_bind(di, d, XVS_COUNTED_INACTIVE);
 	struct xvs_conn *cp = bpf_map_lookup_elem(&conns, &p->key);
 	if (!cp)

@@ -113,14 +113,15 @@ struct xvs_conn {
 };
 
 struct xvs_template {
-	__u64 last_seen; /* when a connection last used it */
-	__u64 id;	 /* tells a template from a later one with the same key */
+	__u64 last_seen;  /* when a connection last used it */
+	__u64 id;	  /* tells a template from a later one with the same key */
+	__u64 referenced; /* the sweep that last found a live connection it controls */
 	__u32 svc;
 	__u32 dest;
 	__u32 dest_gen;
-	__u32 timeout;	 /* seconds: the persistence timeout, XVS_TEMPLATE_REARM once it waited */
-	__u32 n_control; /* connections it controls (atomic) */
-	__u32 counted;	 /* enum xvs_counted: PERSIST until it ends */
+	__u32 timeout;	  /* seconds: the persistence timeout, XVS_TEMPLATE_REARM once it waited */
+	__u32 counted;	  /* enum xvs_counted: PERSIST until it ends */
+	__u32 pad;
 };
 
 /* svc_sched[svc id]: where a service's scheduler stands and where its slots are. Replaced whole

@@ -7,28 +7,27 @@
 #include "sched_common.h"
 
 struct fo_scan {
-	__u32 base;
+	struct sched_walk walk;
 	__s32 hw;
 	__s64 best;
 };
 
-static long fo_step(__u32 i, void *ctx)
+static __always_inline int fo_visit(struct fo_scan *s, const struct sched_dest *v)
 {
-	struct fo_scan *s = ctx;
-	struct sched_dest v;
-
-	if (sched_dest_at(s->base + i, &v) && !v.overloaded && v.weight > s->hw) {
-		s->best = v.index;
-		s->hw = v.weight;
+	if (!v->overloaded && v->weight > s->hw) {
+		s->best = v->index;
+		s->hw = v->weight;
 	}
 	return 0;
 }
 
+SCHED_WALKER(fo, struct fo_scan, fo_visit, SCHED_CHUNK)
+
 static __always_inline __s64 sched_fo(const struct xvs_sched_state *st)
 {
-	struct fo_scan s = { .base = st->dests, .best = -1 };
+	struct fo_scan s = { .walk = sched_list(st), .best = -1 };
 
-	bpf_loop(st->ndests, fo_step, &s, 0);
+	fo_walk(&s);
 	return s.best;
 }
 

@@ -10,31 +10,28 @@
 #include "sched_wlc.h"
 
 struct lblc_spare_scan {
-	__u32 base;
+	struct sched_walk walk;
 	int found;
 };
 
-static long lblc_spare_step(__u32 i, void *ctx)
+static __always_inline int lblc_spare_visit(struct lblc_spare_scan *s, const struct sched_dest *v)
 {
-	struct lblc_spare_scan *s = ctx;
-	struct sched_dest v;
-
-	if (sched_dest_at(s->base + i, &v) && v.active * 2 < v.weight) {
-		s->found = 1;
-		return 1;
-	}
-	return 0;
+	s->found = v->active * 2 < v->weight;
+	return s->found;
 }
+
+/* Walked only when a cached server has more active connections than its weight. */
+SCHED_WALKER(lblc_spare, struct lblc_spare_scan, lblc_spare_visit, 1)
 
 /* is_overloaded() of ip_vs_lblc.c and ip_vs_lblcr.c. */
 static __always_inline int lblc_overloaded(const struct sched_dest *v,
 					   const struct xvs_sched_state *st)
 {
-	struct lblc_spare_scan s = { .base = st->dests };
+	struct lblc_spare_scan s = { .walk = sched_list(st) };
 
 	if (v->active <= v->weight)
 		return 0;
-	bpf_loop(st->ndests, lblc_spare_step, &s, 0);
+	lblc_spare_walk(&s);
 	return s.found;
 }
 

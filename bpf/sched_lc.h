@@ -8,31 +8,30 @@
 #include "sched_common.h"
 
 struct lc_scan {
-	__u32 base;
+	struct sched_walk walk;
 	__u32 loh;
 	__s64 least;
 };
 
-static long lc_step(__u32 i, void *ctx)
+static __always_inline int lc_visit(struct lc_scan *s, const struct sched_dest *v)
 {
-	struct lc_scan *s = ctx;
-	struct sched_dest v;
-
-	if (!sched_dest_at(s->base + i, &v) || v.overloaded || v.weight == 0)
+	if (v->overloaded || v->weight == 0)
 		return 0;
-	__u32 doh = conn_overhead(&v);
+	__u32 doh = conn_overhead(v);
 	if (s->least < 0 || doh < s->loh) {
-		s->least = v.index;
+		s->least = v->index;
 		s->loh = doh;
 	}
 	return 0;
 }
 
+SCHED_WALKER(lc, struct lc_scan, lc_visit, SCHED_CHUNK)
+
 static __always_inline __s64 sched_lc(const struct xvs_sched_state *st)
 {
-	struct lc_scan s = { .base = st->dests, .least = -1 };
+	struct lc_scan s = { .walk = sched_list(st), .least = -1 };
 
-	bpf_loop(st->ndests, lc_step, &s, 0);
+	lc_walk(&s);
 	return s.least;
 }
 

@@ -7,37 +7,36 @@
 #include "sched_common.h"
 
 struct nq_scan {
-	__u32 base;
+	struct sched_walk walk;
 	__u32 loh;
-	__s64 least;
 	__s32 lw;
+	__s64 least;
 };
 
-static long nq_step(__u32 i, void *ctx)
+static __always_inline int nq_visit(struct nq_scan *s, const struct sched_dest *v)
 {
-	struct nq_scan *s = ctx;
-	struct sched_dest v;
-
-	if (!sched_dest_at(s->base + i, &v) || v.overloaded || v.weight == 0)
+	if (v->overloaded || v->weight == 0)
 		return 0;
-	__u32 doh = v.active + 1;
-	if (v.active == 0) {
-		s->least = v.index;
+	__u32 doh = v->active + 1;
+	if (v->active == 0) {
+		s->least = v->index;
 		return 1;
 	}
-	if (s->least < 0 || (__s64)s->loh * v.weight > (__s64)doh * s->lw) {
-		s->least = v.index;
+	if (s->least < 0 || (__s64)s->loh * v->weight > (__s64)doh * s->lw) {
+		s->least = v->index;
 		s->loh = doh;
-		s->lw = v.weight;
+		s->lw = v->weight;
 	}
 	return 0;
 }
 
+SCHED_WALKER(nq, struct nq_scan, nq_visit, SCHED_CHUNK)
+
 static __always_inline __s64 sched_nq(const struct xvs_sched_state *st)
 {
-	struct nq_scan s = { .base = st->dests, .least = -1 };
+	struct nq_scan s = { .walk = sched_list(st), .least = -1 };
 
-	bpf_loop(st->ndests, nq_step, &s, 0);
+	nq_walk(&s);
 	return s.least;
 }
 

@@ -7,30 +7,29 @@
 #include "sched_common.h"
 
 struct ovf_scan {
-	__u32 base;
+	struct sched_walk walk;
 	__s32 hw;
 	__s64 best;
 };
 
-static long ovf_step(__u32 i, void *ctx)
+static __always_inline int ovf_visit(struct ovf_scan *s, const struct sched_dest *v)
 {
-	struct ovf_scan *s = ctx;
-	struct sched_dest v;
-
-	if (!sched_dest_at(s->base + i, &v) || v.overloaded || v.active > v.weight || v.weight == 0)
+	if (v->overloaded || v->active > v->weight || v->weight == 0)
 		return 0;
-	if (s->best < 0 || v.weight > s->hw) {
-		s->best = v.index;
-		s->hw = v.weight;
+	if (s->best < 0 || v->weight > s->hw) {
+		s->best = v->index;
+		s->hw = v->weight;
 	}
 	return 0;
 }
 
+SCHED_WALKER(ovf, struct ovf_scan, ovf_visit, SCHED_CHUNK)
+
 static __always_inline __s64 sched_ovf(const struct xvs_sched_state *st)
 {
-	struct ovf_scan s = { .base = st->dests, .best = -1 };
+	struct ovf_scan s = { .walk = sched_list(st), .best = -1 };
 
-	bpf_loop(st->ndests, ovf_step, &s, 0);
+	ovf_walk(&s);
 	return s.best;
 }
 

@@ -7,33 +7,32 @@
 #include "sched_common.h"
 
 struct sed_scan {
-	__u32 base;
+	struct sched_walk walk;
 	__u32 loh;
-	__s64 least;
 	__s32 lw;
+	__s64 least;
 };
 
-static long sed_step(__u32 i, void *ctx)
+static __always_inline int sed_visit(struct sed_scan *s, const struct sched_dest *v)
 {
-	struct sed_scan *s = ctx;
-	struct sched_dest v;
-
-	if (!sched_dest_at(s->base + i, &v) || v.overloaded)
+	if (v->overloaded)
 		return 0;
-	__u32 doh = v.active + 1;
-	if (s->least < 0 ? v.weight > 0 : (__s64)s->loh * v.weight > (__s64)doh * s->lw) {
-		s->least = v.index;
+	__u32 doh = v->active + 1;
+	if (s->least < 0 ? v->weight > 0 : (__s64)s->loh * v->weight > (__s64)doh * s->lw) {
+		s->least = v->index;
 		s->loh = doh;
-		s->lw = v.weight;
+		s->lw = v->weight;
 	}
 	return 0;
 }
 
+SCHED_WALKER(sed, struct sed_scan, sed_visit, SCHED_CHUNK)
+
 static __always_inline __s64 sched_sed(const struct xvs_sched_state *st)
 {
-	struct sed_scan s = { .base = st->dests, .least = -1 };
+	struct sed_scan s = { .walk = sched_list(st), .least = -1 };
 
-	bpf_loop(st->ndests, sed_step, &s, 0);
+	sed_walk(&s);
 	return s.least;
 }
 

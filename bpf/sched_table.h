@@ -25,7 +25,7 @@ static long table_step(__u32 i, void *ctx)
 	struct xvs_sched_slot *sl = bpf_map_lookup_elem(&sched_slots, &slot);
 	struct sched_dest v;
 
-	if (sl && sched_dest_read(sl->dest, &v) && v.weight > 0 && !v.overloaded) {
+	if (sl && sched_dest_of(sl, &v) && v.weight > 0 && !v.overloaded) {
 		s->dest = v.index;
 		return 1;
 	}

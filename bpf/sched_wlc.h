@@ -8,33 +8,32 @@
 #include "sched_common.h"
 
 struct wlc_scan {
-	__u32 base;
+	struct sched_walk walk;
 	__s32 loh;
-	__s64 least;
 	__s32 lw;
+	__s64 least;
 };
 
-static long wlc_step(__u32 i, void *ctx)
+static __always_inline int wlc_visit(struct wlc_scan *s, const struct sched_dest *v)
 {
-	struct wlc_scan *s = ctx;
-	struct sched_dest v;
-
-	if (!sched_dest_at(s->base + i, &v) || v.overloaded)
+	if (v->overloaded)
 		return 0;
-	__s32 doh = conn_overhead(&v);
-	if (s->least < 0 ? v.weight > 0 : (__s64)s->loh * v.weight > (__s64)doh * s->lw) {
-		s->least = v.index;
+	__s32 doh = conn_overhead(v);
+	if (s->least < 0 ? v->weight > 0 : (__s64)s->loh * v->weight > (__s64)doh * s->lw) {
+		s->least = v->index;
 		s->loh = doh;
-		s->lw = v.weight;
+		s->lw = v->weight;
 	}
 	return 0;
 }
 
+SCHED_WALKER(wlc, struct wlc_scan, wlc_visit, SCHED_CHUNK)
+
 static __always_inline __s64 sched_wlc(const struct xvs_sched_state *st)
 {
-	struct wlc_scan s = { .base = st->dests, .least = -1 };
+	struct wlc_scan s = { .walk = sched_list(st), .least = -1 };
 
-	bpf_loop(st->ndests, wlc_step, &s, 0);
+	wlc_walk(&s);
 	return s.least;
 }
 

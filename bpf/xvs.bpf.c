@@ -131,8 +131,6 @@ static __noinline int conn_start(struct xvs_pkt *p, const struct xvs_service *sv
 		count_reason(XVS_R_DROP_CONN_FULL);
 		return XDP_DROP;
 	}
-	if (tpl)
-		__sync_fetch_and_add(&tpl->n_control, 1);
 	dest_bind(di, d, XVS_COUNTED_INACTIVE);
 	struct xvs_conn *cp = bpf_map_lookup_elem(&conns, &p->key);
 	if (!cp)

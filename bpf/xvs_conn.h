@@ -96,13 +96,12 @@ static __always_inline void reply_key_of(struct xvs_conn_key *rk, const struct x
 	rk->dir = XVS_DIR_REPLY;
 }
 
-/* Ends the connection stored under k (DIR_IN): uncounts it, releases its template and removes it
- * and its reply entry. Only the party that uncounts it removes it; returns whether that was us. */
+/* Ends the connection stored under k (DIR_IN): uncounts it and removes it and its reply entry.
+ * Only the party that uncounts it removes it; returns whether that was us. */
 static __noinline int conn_end(const struct xvs_conn_key *k, struct xvs_conn *c)
 {
 	if (!entry_uncount(&c->counted, c->dest, c->dest_gen))
 		return 0;
-	template_release(c);
 	if (c->method == XVS_FWD_NAT) {
 		__u32 di = c->dest;
 		struct xvs_dest *d = bpf_map_lookup_elem(&dests, &di);

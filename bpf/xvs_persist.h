@@ -4,7 +4,13 @@
  * connection went to, while the template lives. A template counts as PersistConn on its server,
  * lives `-p` seconds after the last connection it sent, and when that time comes while it still
  * controls connections it waits again XVS_TEMPLATE_REARM seconds at a time (ip_vs_conn_expire).
- * A template whose server was removed is void: it ends and the client is scheduled anew. */
+ * A template whose server was removed is void: it ends and the client is scheduled anew.
+ *
+ * Whether a template still controls connections is not counted (an atomic counter written through
+ * a pointer whose hash-map element was meanwhile deleted and reused would drift for good): the
+ * sweeper, which walks every connection, stamps each live connection's template with its time,
+ * then ends or re-arms the templates whose time came by that stamp. Only the sweeper ends templates
+ * on time; the packet path ends void ones. */
 #ifndef XVS_PERSIST_H
 #define XVS_PERSIST_H
 
@@ -60,41 +66,17 @@ static __always_inline void template_end(const struct xvs_tpl_key *k, struct xvs
 		bpf_map_delete_elem(&templates, k);
 }
 
-/* A connection the template controlled has ended. */
-static __always_inline void template_release(const struct xvs_conn *c)
-{
-	if (!(c->flags & XVS_CONN_F_CONTROLLED))
-		return;
-	struct xvs_template *t = bpf_map_lookup_elem(&templates, &c->ctl);
-	if (t && t->id == c->tpl_id)
-		__sync_fetch_and_sub(&t->n_control, 1);
-}
-
-/* Ends the template when it is void or its time has come; returns whether it still lives. */
-static __always_inline int template_check(const struct xvs_tpl_key *k, struct xvs_template *t,
-					  __u64 now)
-{
-	if (!dest_get(t->dest, t->dest_gen)) {
-		template_end(k, t);
-		return 0;
-	}
-	if (!template_expired(t, now))
-		return 1;
-	if (t->n_control) {
-		template_rearm(t, now);
-		return 1;
-	}
-	template_end(k, t);
-	return 0;
-}
-
-/* The client's live template, refreshed as a new connection uses it, or NULL. */
+/* The client's template, refreshed as a new connection uses it, or NULL. A void one ends here. */
 static __always_inline struct xvs_template *template_use(const struct xvs_tpl_key *k, __u64 now)
 {
 	struct xvs_template *t = bpf_map_lookup_elem(&templates, k);
 
-	if (!t || !template_check(k, t, now))
+	if (!t)
 		return NULL;
+	if (!dest_get(t->dest, t->dest_gen)) {
+		template_end(k, t);
+		return NULL;
+	}
 	t->last_seen = now;
 	return t;
 }

@@ -114,14 +114,15 @@ struct xvs_conn {
 };
 
 struct xvs_template {
-	__u64 last_seen; /* when a connection last used it */
-	__u64 id;	 /* tells a template from a later one with the same key */
+	__u64 last_seen;  /* when a connection last used it */
+	__u64 id;	  /* tells a template from a later one with the same key */
+	__u64 referenced; /* the sweep that last found a live connection it controls */
 	__u32 svc;
 	__u32 dest;
 	__u32 dest_gen;
-	__u32 timeout;	 /* seconds: the persistence timeout, XVS_TEMPLATE_REARM once it waited */
-	__u32 n_control; /* connections it controls (atomic) */
-	__u32 counted;	 /* enum xvs_counted: PERSIST until it ends */
+	__u32 timeout;	  /* seconds: the persistence timeout, XVS_TEMPLATE_REARM once it waited */
+	__u32 counted;	  /* enum xvs_counted: PERSIST until it ends */
+	__u32 pad;
 };
 
 /* svc_sched[svc id]: where a service's scheduler stands and where its slots are. Replaced whole
@@ -136,10 +137,14 @@ struct xvs_sched_state {
 	__u32 at_head;	/* rr/wrr: the kernel's cursor is at the list head (nothing chosen since) */
 };
 
-/* sched_slots[n]: one slot of a table or list. */
+/* sched_slots[n]: one slot of a table or list. It repeats what schedulers read of the real
+ * server besides its counts (rewritten with the list on every change), so that walking a list
+ * costs one lookup here and one in dest_conns per real server. */
 struct xvs_sched_slot {
 	__u32 dest;
-	__u32 resume; /* rr/wrr: enum xvs_resume */
+	__u32 resume;	  /* rr/wrr: enum xvs_resume */
+	__u32 weight;
+	__u32 thresh_gen; /* the real server's xvs_dest.thresh_gen */
 };
 
 /* lblc[⟨svc, destination address⟩]: the server cached for a destination address. */

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* The sweeper, run by the control plane (BPF_PROG_TEST_RUN on a frame that carries struct
  * xvs_sweep): it ends every connection whose time is up or whose real server was removed, drops
- * reply entries left without their connection, then ends or re-arms the persistence templates
- * whose time is up, as the kernel's connection timers would have. Connections go first, so that a
- * template whose last connection ends in the same sweep ends too. Ending goes through the same
- * exactly-once uncounting as the packet path, so the two may race freely. */
+ * reply entries left without their connection, and stamps the template of every connection that
+ * lives on; then it ends or re-arms the persistence templates whose time is up, as the kernel's
+ * connection timers would have (re-armed when stamped by this sweep). Connections go first, so
+ * that a template whose last connection ends in the same sweep ends too. Ending goes through the
+ * same exactly-once uncounting as the packet path, so the two may race freely. */
 #ifndef XVS_SWEEP_H
 #define XVS_SWEEP_H
 
@@ -41,8 +42,17 @@ static long sweep_conn(void *map, const struct xvs_conn_key *key, struct xvs_con
 			s->out.replies_ended++;
 		return 0;
 	}
-	if ((conn_expired(c, s->now) || !dest_get(c->dest, c->dest_gen)) && conn_end(&k, c))
-		s->out.conns_ended++;
+	if (conn_expired(c, s->now) || !dest_get(c->dest, c->dest_gen)) {
+		if (conn_end(&k, c))
+			s->out.conns_ended++;
+		return 0;
+	}
+	if (c->flags & XVS_CONN_F_CONTROLLED) {
+		struct xvs_template *t = bpf_map_lookup_elem(&templates, &c->ctl);
+
+		if (t && t->id == c->tpl_id)
+			t->referenced = s->now;
+	}
 	return 0;
 }
 
@@ -51,14 +61,16 @@ static long sweep_template(void *map, const struct xvs_tpl_key *key, struct xvs_
 {
 	struct sweep_ctx *s = ctx;
 	struct xvs_tpl_key k = *key;
-	int was_due = template_expired(t, s->now);
 
-	if (template_check(&k, t, s->now)) {
-		if (was_due)
-			s->out.templates_rearmed++;
-	} else {
-		s->out.templates_ended++;
+	if (dest_get(t->dest, t->dest_gen) && !template_expired(t, s->now))
+		return 0;
+	if (dest_get(t->dest, t->dest_gen) && t->referenced == s->now) {
+		template_rearm(t, s->now);
+		s->out.templates_rearmed++;
+		return 0;
 	}
+	template_end(&k, t);
+	s->out.templates_ended++;
 	return 0;
 }
 

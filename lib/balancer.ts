@@ -959,15 +959,21 @@ export class Balancer {
       if (listRange) this.slots.release(listRange);
       throw errors.full('Memory allocation problem: scheduler tables are full');
     }
-    const write = (range: Range, entries: { dest: number; resume: number }[]) => {
-      if (!entries.length) return;
+    // Each slot carries its server's weight and thresh_gen, so that walking a list reads one slot
+    // and the server's counts.
+    const byIndex = new Map(svc.dests.map((d) => [d.index, d]));
+    const write = (range: Range, slots: number[], resume: (i: number) => number) => {
+      if (!slots.length) return;
       this.dp.map('sched_slots').updateBatch(
-        entries.map((_, i) => u32(range.start + i)),
-        entries.map((e) => L.schedSlot.encode(e)),
+        slots.map((_, i) => u32(range.start + i)),
+        slots.map((dest, i) => {
+          const d = byIndex.get(dest);
+          return L.schedSlot.encode({ dest, resume: resume(i), weight: d?.weight ?? 0, threshGen: d?.threshGen ?? 0 });
+        }),
       );
     };
-    write(listRange, dests.map((d) => ({ dest: d.index, resume: 0 })));
-    write(tableRange, table.slots.map((dest, i) => ({ dest, resume: table.resume[i]! })));
+    write(listRange, dests.map((d) => d.index), () => 0);
+    write(tableRange, table.slots, (i) => table.resume[i]!);
     this.dp.map('svc_sched').update(u32(svc.id), L.schedState.encode({
       cursor: BigInt(table.start), table: tableRange.start, tableLen: table.slots.length, dests: listRange.start,
       ndests: dests.length, start: table.start, atHead: table.position.last === undefined ? 1 : 0,

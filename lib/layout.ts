@@ -126,9 +126,9 @@ export const conn = new StructCodec('xvs_conn', 104, {
   ctl: f(64, 'xvs_tpl_key'),
 });
 
-export const template = new StructCodec('xvs_template', 40, {
-  lastSeen: f(0, 'u64'), id: f(8, 'u64'), svc: f(16, 'u32'), dest: f(20, 'u32'), destGen: f(24, 'u32'),
-  timeout: f(28, 'u32'), nControl: f(32, 'u32'), counted: f(36, 'u32'),
+export const template = new StructCodec('xvs_template', 48, {
+  lastSeen: f(0, 'u64'), id: f(8, 'u64'), referenced: f(16, 'u64'), svc: f(24, 'u32'), dest: f(28, 'u32'),
+  destGen: f(32, 'u32'), timeout: f(36, 'u32'), counted: f(40, 'u32'),
 });
 
 export const schedState = new StructCodec('xvs_sched_state', 32, {
@@ -136,7 +136,9 @@ export const schedState = new StructCodec('xvs_sched_state', 32, {
   ndests: f(20, 'u32'), start: f(24, 'u32'), atHead: f(28, 'u32'),
 });
 
-export const schedSlot = new StructCodec('xvs_sched_slot', 8, { dest: f(0, 'u32'), resume: f(4, 'u32') });
+export const schedSlot = new StructCodec('xvs_sched_slot', 16, {
+  dest: f(0, 'u32'), resume: f(4, 'u32'), weight: f(8, 'u32'), threshGen: f(12, 'u32'),
+});
 
 export const lblcKey = new StructCodec('xvs_lblc_key', 20, { addr: f(0, 'addr'), svc: f(16, 'u32') });
 

@@ -60,6 +60,39 @@ const cases: Case[] = [
 ];
 
 describe('differential: dataplane vs reference model', () => {
+  it('lblcr drops the most loaded member of a set unchanged for a day', () => {
+    const d = new Differential(lab, markService('lblcr'));
+    const [a, b] = d.freeAddresses();
+    d.addReal(a!, { weight: 1 });
+    d.addReal(b!, { weight: 1 });
+    const conn = (sport: number, flags: string) => d.send({ protocol: 'tcp', saddr: '10.2.1.1', sport, daddr: MARK_VIPS[0]!, dport: 80, flags });
+    for (const sport of [1, 2, 3]) {
+      conn(sport, 'S');
+      conn(sport, 'A');
+    }
+    // The third connection found the set's only member "overloaded" (2 active > weight 1 while the
+    // other server is idle): the set now has two members. Idle use for a day, then one more.
+    for (let hour = 0; hour < 27; hour += 3) {
+      d.advance(3 * 3600);
+      conn(100 + hour, 'S');
+    }
+    d.advance(60);
+    // Both idle: a set that kept its first member would choose it; the pruned one has only the other.
+    expect(conn(999, 'S')).toBe(b);
+  });
+
+  it.each(['lblc', 'lblcr'])('%s over days: idle entries expire at the full check, old sets shrink', (scheduler) => {
+    const d = new Differential(lab, markService(scheduler));
+    const addresses = d.freeAddresses();
+    [{ weight: 1 }, { weight: 4 }, { weight: 2 }].forEach((o, i) => d.addReal(addresses[i]!, o));
+    const rand = prng(scheduler.length);
+    const mix = { vips: MARK_VIPS.slice(0, 4), ports: [80], maxAdvance: 3 * 3600 };
+    randomTraffic(d, rand, { steps: 250, ...mix });
+    d.advance(25 * 3600 + 1800);
+    expect(d.swept.locality).toBeGreaterThan(0);
+    randomTraffic(d, rand, { steps: 250, ...mix });
+  });
+
   it('re-arms templates that still control connections, as ip_vs_conn_expire does', () => {
     const d = new Differential(lab, tcpService('wlc', { persistent: 20 }));
     d.addReal(d.freeAddresses()[0]!);

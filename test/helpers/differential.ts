@@ -119,6 +119,7 @@ export class Differential {
         this.swept.conns += r.connsEnded;
         this.swept.templatesEnded += r.templatesEnded;
         this.swept.templatesRearmed += r.templatesRearmed;
+        this.swept.locality += r.localityEnded;
       }
     }
     this.model.advanceTo(target);
@@ -148,7 +149,7 @@ export class Differential {
 
   /** Every real server's counts agree with the model's. */
   /** What the sweeper did over the run: proof that expiry and re-arming were exercised. */
-  readonly swept = { conns: 0n, templatesEnded: 0n, templatesRearmed: 0n };
+  readonly swept = { conns: 0n, templatesEnded: 0n, templatesRearmed: 0n, locality: 0 };
 
   check(): void {
     const [info] = this.lab.lb.list();

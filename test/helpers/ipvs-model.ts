@@ -4,7 +4,8 @@
 // thresholds, persistence templates, one-packet scheduling, timeouts and expiry, with each
 // scheduler's own model (lib/sched/<name>.ts) making the choices. Time is the dataplane's frozen
 // clock: expiry happens when the control plane sweeps, as xvs does it, and the harness sweeps once
-// per simulated second.
+// per simulated second (a packet also ends its own expired connection; templates end only in
+// sweeps, the kernel's timer being the sweep).
 import { SCHEDULERS, type ModelDest, type SchedChange, type SchedModel } from '../../lib/sched/index.js';
 import type { LocalityModel } from '../../lib/sched/lblc.js';
 
@@ -320,10 +321,11 @@ export class IpvsModel {
     const proto = s.fwmark !== undefined ? 'ip' : p.protocol;
     const key = `${proto}|${masked}|${vaddr}:${vport}`;
     const t = this.templates.get(key);
-    if (t && this.templateLives(t)) {
+    if (t && !t.real.removed) {
       t.lastSeen = this.now;
       return t;
     }
+    if (t) this.templates.delete(key);
     const real = this.schedule(p);
     if (!real) return undefined;
     const fresh: Template = { key, real, lastSeen: this.now, timeout: s.persistent, nControl: 0, id: this.nextTemplateId++ };
@@ -332,23 +334,25 @@ export class IpvsModel {
     return fresh;
   }
 
-  /** Ends a template that is void or whose time came; re-arms one that still controls connections. */
-  private templateLives(t: Template): boolean {
+  /**
+   * The sweep's verdict on a template: void ones end, those whose time came end unless they still
+   * control connections (ip_vs_conn_expire), in which case they wait again 60 s at a time.
+   */
+  private sweepTemplate(t: Template): void {
     if (t.real.removed) {
       this.templates.delete(t.key);
-      return false;
+      return;
     }
-    if (!this.expired(t.lastSeen, t.timeout)) return true;
+    if (!this.expired(t.lastSeen, t.timeout)) return;
     if (t.nControl) {
       const due = t.lastSeen + BigInt(t.timeout) * NS;
       const step = BigInt(TEMPLATE_REARM) * NS;
       t.lastSeen = due + ((this.now - GRANULE - due) / step) * step;
       t.timeout = TEMPLATE_REARM;
-      return true;
+      return;
     }
     this.unbind(t.real, 'persist');
     this.templates.delete(t.key);
-    return false;
   }
 
   // --- scheduling and expiry ------------------------------------------------------------------
@@ -377,7 +381,7 @@ export class IpvsModel {
     for (const [key, c] of [...this.conns]) {
       if (c.real.removed || this.expired(c.lastSeen, c.timeout)) this.endConn(key, c);
     }
-    for (const t of [...this.templates.values()]) this.templateLives(t);
+    for (const t of [...this.templates.values()]) this.sweepTemplate(t);
     (this.service.sched as Partial<LocalityModel>).expire?.(this.seconds);
   }
 }

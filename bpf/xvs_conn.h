@@ -96,6 +96,20 @@ static __always_inline void reply_key_of(struct xvs_conn_key *rk, const struct x
 	rk->dir = XVS_DIR_REPLY;
 }
 
+/* The client's entry (DIR_IN) of the NAT connection whose reply entry r is stored under rk. */
+static __always_inline void client_key_of(struct xvs_conn_key *fk, const struct xvs_conn_key *rk,
+					  const struct xvs_conn *r)
+{
+	__builtin_memset(fk, 0, sizeof(*fk));
+	fk->saddr = rk->daddr;
+	fk->daddr = r->vaddr;
+	fk->sport = rk->dport;
+	fk->dport = r->vport;
+	fk->proto = rk->proto;
+	fk->af = rk->af;
+	fk->dir = XVS_DIR_IN;
+}
+
 /* Ends the connection stored under k (DIR_IN): uncounts it and removes it and its reply entry.
  * Only the party that uncounts it removes it; returns whether that was us. */
 static __noinline int conn_end(const struct xvs_conn_key *k, struct xvs_conn *c)

@@ -17,15 +17,9 @@
 static __always_inline struct xvs_conn *reply_conn(const struct xvs_conn_key *rk,
 						    const struct xvs_conn *r, __u64 now)
 {
-	struct xvs_conn_key fk = {};
+	struct xvs_conn_key fk;
 
-	fk.saddr = rk->daddr;
-	fk.daddr = r->vaddr;
-	fk.sport = rk->dport;
-	fk.dport = r->vport;
-	fk.proto = rk->proto;
-	fk.af = rk->af;
-	fk.dir = XVS_DIR_IN;
+	client_key_of(&fk, rk, r);
 	struct xvs_conn *c = bpf_map_lookup_elem(&conns, &fk);
 	if (!c || c->dest != r->dest || c->dest_gen != r->dest_gen || conn_expired(c, now) ||
 	    !dest_get(c->dest, c->dest_gen))

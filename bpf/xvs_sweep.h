@@ -19,15 +19,9 @@ struct sweep_ctx {
 
 static __always_inline int reply_orphaned(const struct xvs_conn_key *rk, const struct xvs_conn *r)
 {
-	struct xvs_conn_key fk = {};
+	struct xvs_conn_key fk;
 
-	fk.saddr = rk->daddr;
-	fk.daddr = r->vaddr;
-	fk.sport = rk->dport;
-	fk.dport = r->vport;
-	fk.proto = rk->proto;
-	fk.af = rk->af;
-	fk.dir = XVS_DIR_IN;
+	client_key_of(&fk, rk, r);
 	struct xvs_conn *c = bpf_map_lookup_elem(&conns, &fk);
 	return !c || c->dest != r->dest || c->dest_gen != r->dest_gen;
 }

@@ -210,7 +210,8 @@ function fullTable(bench: PacketBench, size: number, traffic: Traffic, progress:
   const lb = labBalancer(bench.lab, { maxConnections: size, scheduler: 'rr', reals: REALS });
   try {
     const templates = establishedTemplates(bench, lb, traffic(TCP_SYN, 0), size + count);
-    prefill(lb, size, templates);
+    // The table is not LRU (exact connection counts): fill what the templates' SYNs left.
+    prefill(lb, size - [...lb.dataplane.map('conns').keys()].length, templates);
     const established = countEstablished(lb);
     const f = flood(bench, lb, traffic, count, size);
     const evicted = established - countEstablished(lb);

@@ -14,7 +14,9 @@ import { describeReasons, median, type Progress } from './progress.js';
 import { Driver, EmptyProgram, Forwarder, type TrafficSpec } from './programs.js';
 
 /** The schedulers measured on the new-connection path: add a scheduler's ipvsadm name here. */
-export const NEW_CONNECTION_SCHEDULERS = ['rr', 'wrr'];
+export const NEW_CONNECTION_SCHEDULERS = [
+  'rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'fo', 'ovf', 'twos', 'dh', 'sh', 'mh', 'lblc', 'lblcr',
+];
 
 export interface PerPacketRow {
   key: string;

@@ -114,8 +114,9 @@ function connTableText(r: ConnTableResult): string {
     '  bytes/slot: the conns map\'s fdinfo memlock per slot; a connection takes the entries counted above (NAT: its reply\'s too).',
     `  Full table, ${int(f.slots)} slots: a new connection costs ${int(f.withRoom.ns)} ns (${fixed(f.withRoom.mcps, 2)} M/s) ` +
       `with room, ${int(f.whenFull.ns)} ns (${fixed(f.whenFull.mcps, 2)} M/s) when full. A flood of ${int(f.flood)} new ` +
-      `connections evicted ${int(f.evicted)} of ${int(f.established)} established ones (${pct(f.evictedShare)}, least ` +
-      `recently used first); ${int(f.dropped)} new connections dropped.`,
+      `connections evicted ${int(f.evicted)} of ${int(f.established)} established ones (${pct(f.evictedShare)}); ` +
+      `${int(f.dropped)} new connections dropped: a full table refuses new connections until the sweeper frees room, ` +
+      `so that the connection counts stay exact.`,
   ].join('\n');
 }
 

@@ -14,10 +14,22 @@ enum xvs_fwd {
 	XVS_FWD_TUN = 2, /* -i tunnelling ("Tunnel"): IP-in-IP */
 };
 
-/* Schedulers. Table schedulers pick from a precomputed slot table (see sched_table.h). */
+/* Schedulers, by their ipvsadm names. Each has its choice in bpf/sched_<name>.h. */
 enum xvs_sched {
 	XVS_SCHED_RR = 0,
 	XVS_SCHED_WRR = 1,
+	XVS_SCHED_LC = 2,
+	XVS_SCHED_WLC = 3,
+	XVS_SCHED_SED = 4,
+	XVS_SCHED_NQ = 5,
+	XVS_SCHED_LBLC = 6,
+	XVS_SCHED_LBLCR = 7,
+	XVS_SCHED_DH = 8,
+	XVS_SCHED_SH = 9,
+	XVS_SCHED_MH = 10,
+	XVS_SCHED_FO = 11,
+	XVS_SCHED_OVF = 12,
+	XVS_SCHED_TWOS = 13,
 };
 
 enum xvs_svc_flags {
@@ -25,15 +37,48 @@ enum xvs_svc_flags {
 	XVS_SVC_F_ONEPACKET = 1 << 1,
 };
 
+/* ipvsadm -b: IP_VS_SVC_F_SCHED1..3. sh and mh read the first two as fallback and port. */
+enum xvs_sched_flags {
+	XVS_SCHED_F_FALLBACK = 1 << 0,
+	XVS_SCHED_F_PORT = 1 << 1,
+	XVS_SCHED_F_FLAG3 = 1 << 2,
+};
+
 enum xvs_dest_flags {
 	XVS_DEST_F_AVAILABLE = 1 << 0,
-	XVS_DEST_F_OVERLOAD = 1 << 1,
 };
 
 /* Direction of a connection-map entry: the client's side, or the reply side of a NAT connection. */
 enum xvs_dir {
 	XVS_DIR_IN = 0,
 	XVS_DIR_REPLY = 1,
+};
+
+enum xvs_conn_flags {
+	XVS_CONN_F_CONTROLLED = 1 << 0, /* a persistence template controls the connection */
+};
+
+/* Which counter of its real server an entry is counted in. Changed only by atomic exchange, so
+ * that whoever ends an entry uncounts it exactly once, whichever CPU or program does it. */
+enum xvs_counted {
+	XVS_COUNTED_NONE = 0,
+	XVS_COUNTED_ACTIVE = 1,
+	XVS_COUNTED_INACTIVE = 2,
+	XVS_COUNTED_PERSIST = 3,
+};
+
+/* sched_slots[].resume of rr and wrr: where the kernel's cursor rests after a scan that started
+ * right after this slot found every server unusable. */
+enum xvs_resume {
+	XVS_RESUME_STAY = 0, /* where it was */
+	XVS_RESUME_HEAD = 1, /* at the list head, at the period's start (wrr) */
+};
+
+/* config.flags: what the control plane configured, so that packets skip lookups nobody needs. */
+enum xvs_config_flags {
+	XVS_CFG_F_MARK_RULES = 1 << 0, /* the firewall-mark classifier has rules */
+	XVS_CFG_F_PORT0 = 1 << 1,      /* some service listens on port 0 (all ports) */
+	XVS_CFG_F_NAT_PORT0 = 1 << 2,  /* some NAT real server has port 0 (keeps the client's port) */
 };
 
 /* IPVS TCP states (ip_vs_proto_tcp.c) plus the UDP pseudo-state. */
@@ -105,5 +150,13 @@ enum xvs_frag_kind { XVS_FRAG_NONE = 0, XVS_FRAG_FIRST = 1, XVS_FRAG_LATER = 2 }
 
 #define XVS_SCHED_MAX_TRIES 64	     /* slots a table scheduler probes before giving up */
 #define XVS_LAST_SEEN_GRANULE_NS (1ULL << 27) /* ~134 ms: last_seen is rewritten at most this often */
+#define XVS_NSEC_PER_SEC 1000000000ULL
+#define XVS_NO_DEST 0xffffffffU		     /* an empty bucket of a dh, sh or mh table */
+#define XVS_MAX_SVC_DESTS (1 << 16)	     /* real servers one service schedules over */
+#define XVS_TEMPLATE_REARM 60		     /* s: a template that still controls connections waits again */
+#define XVS_LBLCR_EXPIRATION (24 * 60 * 60ULL) /* s: lblcr drops the most loaded of an old set */
+#define XVS_LBLCR_SET_MAX 16		     /* members of one lblcr server set */
+#define XVS_MARK_RULES_MAX 16		     /* classifier rules sharing one prefix */
+#define XVS_FTP_PORT 21			     /* persistence templates of port 21 cover all ports */
 
 #endif

@@ -22,7 +22,7 @@ static __always_inline void frag_key(const struct xvs_pkt *p, struct xvs_frag_ke
 }
 
 /* After a first fragment found its connection: later fragments will follow it. */
-static __always_inline void frag_remember(const struct xvs_pkt *p, __u64 now)
+static __noinline void frag_remember(const struct xvs_pkt *p, __u64 now)
 {
 	struct xvs_frag_key fk = {};
 	struct xvs_frag f = {};
@@ -35,10 +35,10 @@ static __always_inline void frag_remember(const struct xvs_pkt *p, __u64 now)
 	bpf_map_update_elem(&frags, &fk, &f, BPF_ANY);
 }
 
-static __always_inline int frag_follow(struct xvs_pkt *p)
+static __noinline int frag_follow(struct xvs_pkt *p)
 {
 	struct xvs_frag_key fk = {};
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = xvs_clock();
 
 	frag_key(p, &fk);
 	struct xvs_frag *f = bpf_map_lookup_elem(&frags, &fk);

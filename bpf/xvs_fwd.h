@@ -186,15 +186,17 @@ static __always_inline int tun_forward(struct xdp_md *ctx, struct xvs_pkt *p,
 /* Returned by the decision code when xvs_forward() is to send the packet. */
 #define XVS_FORWARD (-1)
 
-/* The packet goes to real server d (index dest) by `method`; flow is its connection's key. */
+/* The packet goes to real server d (index dest) by `method`, NAT to port rport (the connection's,
+ * which differs from d->port for port-0 services and real servers); flow is its connection's key. */
 static __always_inline int fwd_to_real(struct xvs_pkt *p, __u8 method, __u32 dest,
-				       const struct xvs_dest *d, const struct xvs_conn_key *flow)
+				       const struct xvs_dest *d, const struct xvs_conn_key *flow,
+				       __be16 rport)
 {
 	p->fwd.dir = XVS_DIR_IN;
 	p->fwd.method = method;
 	p->fwd.to = d->addr;
 	p->fwd.to_af = d->af;
-	p->fwd.port = d->port;
+	p->fwd.port = rport;
 	p->fwd.hash = method == XVS_FWD_TUN ? flow_hash(flow) : 0;
 	p->fwd.dest = dest;
 	p->fwd.dest_gen = d->gen;

@@ -18,7 +18,7 @@
 static __always_inline int icmp_error(struct xvs_pkt *p)
 {
 	struct xvs_conn_key k = {};
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = xvs_clock();
 
 	if (icmp_quote(p, &k))
 		return pass(XVS_R_PASS_ICMP);

@@ -17,17 +17,12 @@
 static __always_inline struct xvs_conn *reply_conn(const struct xvs_conn_key *rk,
 						    const struct xvs_conn *r, __u64 now)
 {
-	struct xvs_conn_key fk = {};
+	struct xvs_conn_key fk;
 
-	fk.saddr = rk->daddr;
-	fk.daddr = r->vaddr;
-	fk.sport = rk->dport;
-	fk.dport = r->vport;
-	fk.proto = rk->proto;
-	fk.af = rk->af;
-	fk.dir = XVS_DIR_IN;
+	client_key_of(&fk, rk, r);
 	struct xvs_conn *c = bpf_map_lookup_elem(&conns, &fk);
-	if (!c || c->dest != r->dest || c->dest_gen != r->dest_gen || conn_expired(c, now))
+	if (!c || c->dest != r->dest || c->dest_gen != r->dest_gen || conn_expired(c, now) ||
+	    !dest_get(c->dest, c->dest_gen))
 		return NULL;
 	return c;
 }
@@ -38,13 +33,12 @@ static __always_inline int related_to_real(struct xvs_pkt *p, struct xvs_conn *c
 					   const struct xvs_conn_key *key, __u64 now,
 					   __u32 otherwise)
 {
-	__u32 di = c->dest;
-	struct xvs_dest *d = bpf_map_lookup_elem(&dests, &di);
+	struct xvs_dest *d = dest_get(c->dest, c->dest_gen);
 
-	if (conn_expired(c, now) || !d || !dest_alive(d, c))
+	if (conn_expired(c, now) || !d)
 		return pass(otherwise);
 	count_in(c->svc, c->dest, p->ip_len, 0);
-	return fwd_to_real(p, c->method, c->dest, d, key);
+	return fwd_to_real(p, c->method, c->dest, d, key, c->rport);
 }
 
 /* A related packet from a NAT real server goes on to the client of reply entry r (stored under

@@ -7,6 +7,7 @@
 
 #include "xvs_maps.h"
 #include "xvs_parse.h"
+#include "xvs_counts.h"
 
 enum xvs_tcp_table { XVS_TCP_INPUT = 0, XVS_TCP_OUTPUT = 1, XVS_TCP_INPUT_ONLY = 2 };
 
@@ -67,32 +68,51 @@ static __always_inline __u8 tcp_next_state(enum xvs_tcp_table table, __u8 state,
 	return xvs_tcp_states[table][ev][state];
 }
 
-/* Moves c to the state that this packet leads to and refreshes its timeout and last-seen time,
- * writing only the fields that change so that a busy connection does not bounce its cache line. */
+/* The dataplane's clock: coarse monotonic time, or the control plane's frozen clock in tests. */
+static __always_inline __u64 xvs_now(const struct xvs_config *cfg)
+{
+	return cfg->clock_ns ? cfg->clock_ns : bpf_ktime_get_coarse_ns();
+}
+
+/* The same clock, for code that has no config at hand (fragments, ICMP). */
+static __always_inline __u64 xvs_clock(void)
+{
+	__u32 zero = 0;
+	const struct xvs_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	return cfg ? xvs_now(cfg) : bpf_ktime_get_coarse_ns();
+}
+
+/* Moves c to the state that this packet leads to, counting it ActiveConn exactly while it is
+ * ESTABLISHED, and refreshes its timeout and last-seen time, writing only the fields that change
+ * so that a busy connection does not bounce its cache line. */
 static __always_inline void conn_touch(struct xvs_conn *c, const struct xvs_pkt *p,
-				       enum xvs_tcp_table table, __u64 now)
+				       enum xvs_tcp_table table, const struct xvs_config *cfg,
+				       __u64 now)
 {
 	__u8 state = c->state;
-	__u32 zero = 0;
 
 	if (p->key.proto == IPPROTO_TCP)
 		state = tcp_next_state(table, state, p->tcp_flags);
-	if (state != c->state)
-		c->state = state;
-	struct xvs_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	if (cfg) {
-		__u32 timeout = cfg->timeout[state & (XVS_STATE_SLOTS - 1)];
+	if (state != c->state) {
+		int was_established = c->state == XVS_TCP_S_ESTABLISHED;
+		int established = state == XVS_TCP_S_ESTABLISHED;
 
-		if (c->timeout != timeout)
-			c->timeout = timeout;
+		c->state = state;
+		if (was_established != established)
+			conn_count_established(c, established);
 	}
+	__u32 timeout = cfg->timeout[state & (XVS_STATE_SLOTS - 1)];
+	if (c->timeout != timeout)
+		c->timeout = timeout;
 	if (now - c->last_seen >= XVS_LAST_SEEN_GRANULE_NS)
 		c->last_seen = now;
 }
 
+/* A connection lives `timeout` seconds after its last packet (last_seen lags by at most a granule). */
 static __always_inline int conn_expired(const struct xvs_conn *c, __u64 now)
 {
-	return now > c->last_seen + (__u64)c->timeout * 1000000000ULL + XVS_LAST_SEEN_GRANULE_NS;
+	return now > c->last_seen + (__u64)c->timeout * XVS_NSEC_PER_SEC + XVS_LAST_SEEN_GRANULE_NS;
 }
 
 #endif

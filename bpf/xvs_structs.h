@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Every map key and value of the dataplane. This header is the one source of truth for their
- * layout: lib/maps.ts encodes and decodes them and test/layout.test.ts checks it against BTF. */
+ * layout: lib/layout.ts encodes and decodes them and checks its codecs against BTF at load. */
 #ifndef XVS_STRUCTS_H
 #define XVS_STRUCTS_H
 
@@ -28,7 +28,10 @@ struct xvs_service {
 	__u32 sched;	   /* enum xvs_sched */
 	__u32 timeout;	   /* persistence timeout, seconds */
 	__be32 netmask;	   /* persistence netmask */
-	__u32 sched_flags; /* -b flags */
+	__u32 sched_flags; /* enum xvs_sched_flags (-b) */
+	__u32 fwmark;	   /* firewall-mark service: its mark, else 0 */
+	__be16 port;	   /* virtual port; 0 for all ports and for firewall-mark services */
+	__u16 pad;
 };
 
 /* dests[index]: a real server. gen changes whenever the slot is reused, so a connection that
@@ -44,6 +47,18 @@ struct xvs_dest {
 	__u32 weight;
 	__u32 u_threshold;
 	__u32 l_threshold;
+	__u32 thresh_gen; /* bumped when a threshold edit clears the overload flag */
+	__u32 last_weight; /* IPVS's last_weight (mh); the control plane's, kept for reopening */
+};
+
+/* dest_conns[index]: the connection counts of a real server, as IPVS keeps them, shared by all
+ * CPUs and changed only atomically. overload is dests[index].thresh_gen + 1 while the server is
+ * overloaded (IP_VS_DEST_F_OVERLOAD), so that the control plane can clear it without writing here. */
+struct xvs_dest_conns {
+	__u32 active;
+	__u32 inactive;
+	__u32 persist;
+	__u32 overload;
 };
 
 /* Per-CPU counters of a service or real server, as IPVS keeps them. */
@@ -67,31 +82,91 @@ struct xvs_conn_key {
 	__u8 pad;
 };
 
+/* templates: a persistence template ⟨protocol, client address & netmask, virtual address,
+ * virtual port⟩ (port 0 for port-0 and port-21 services; a firewall-mark service has protocol 0
+ * and its mark, in network order, as address). */
+struct xvs_tpl_key {
+	union xvs_addr saddr;
+	union xvs_addr daddr;
+	__be16 dport;
+	__u8 proto;
+	__u8 af;
+};
+
+/* A connection. It lives until last_seen + timeout; whoever ends it (the packet path or the
+ * sweeper) exchanges `counted` to NONE first and uncounts what it held. */
 struct xvs_conn {
-	__u64 last_seen; /* bpf_ktime_get_coarse_ns() of the last packet, XVS_LAST_SEEN_GRANULE_NS steps */
+	__u64 last_seen; /* the dataplane clock at the last packet, XVS_LAST_SEEN_GRANULE_NS steps */
+	__u64 tpl_id;	 /* XVS_CONN_F_CONTROLLED: the id of the template that controls it */
 	__u32 svc;
 	__u32 dest;
 	__u32 dest_gen;
 	__u32 timeout;	 /* seconds, from the state's timeout when the state was entered */
-	union xvs_addr vaddr; /* DIR_REPLY: the virtual address to write back as source */
+	union xvs_addr vaddr; /* the virtual address (a reply's source is rewritten to it) */
 	__be16 vport;
 	__u8 state;	 /* enum xvs_conn_state */
 	__u8 method;
-	__u32 flags;
+	__u32 flags;	 /* enum xvs_conn_flags */
+	__u32 counted;	 /* enum xvs_counted */
+	__be16 rport;	 /* the real server's port: NAT rewrites the destination port to it */
+	__u16 pad;
+	struct xvs_tpl_key ctl; /* XVS_CONN_F_CONTROLLED: the key of that template */
 };
 
-/* svc_sched[svc id]: where a table scheduler stands. Replaced whole (hash map) when the table
- * changes, so a reader sees gen, len and cursor of one table. */
-struct xvs_sched_state {
-	__u64 cursor; /* next slot to probe, atomically advanced */
-	__u32 gen;    /* which of the two slot generations is live */
-	__u32 len;    /* slots in the live generation */
-};
-
-struct xvs_sched_slot_key {
+struct xvs_template {
+	__u64 last_seen;  /* when a connection last used it */
+	__u64 id;	  /* tells a template from a later one with the same key */
+	__u64 referenced; /* the sweep that last found a live connection it controls */
 	__u32 svc;
-	__u32 gen;
-	__u32 slot;
+	__u32 dest;
+	__u32 dest_gen;
+	__u32 timeout;	  /* seconds: the persistence timeout, XVS_TEMPLATE_REARM once it waited */
+	__u32 counted;	  /* enum xvs_counted: PERSIST until it ends */
+	__u32 pad;
+};
+
+/* svc_sched[svc id]: where a service's scheduler stands and where its slots are. Replaced whole
+ * (hash map) when they change, so a reader sees one consistent version. */
+struct xvs_sched_state {
+	__u64 cursor;	/* rr/wrr: next slot of the table to probe, atomically advanced */
+	__u32 table;	/* first slot of the table: rr/wrr choice sequence, dh/sh/mh buckets */
+	__u32 table_len;
+	__u32 dests;	/* first slot of the service's real servers, in list order (newest first) */
+	__u32 ndests;
+	__u32 start;	/* rr/wrr: the cursor as the control plane wrote it */
+	__u32 at_head;	/* rr/wrr: the kernel's cursor is at the list head (nothing chosen since) */
+};
+
+/* sched_slots[n]: one slot of a table or list. It repeats what schedulers read of the real
+ * server besides its counts (rewritten with the list on every change), so that walking a list
+ * costs one lookup here and one in dest_conns per real server. */
+struct xvs_sched_slot {
+	__u32 dest;
+	__u32 resume;	  /* rr/wrr: enum xvs_resume */
+	__u32 weight;
+	__u32 thresh_gen; /* the real server's xvs_dest.thresh_gen */
+};
+
+/* lblc[⟨svc, destination address⟩]: the server cached for a destination address. */
+struct xvs_lblc_key {
+	union xvs_addr addr;
+	__u32 svc;
+};
+
+struct xvs_lblc_entry {
+	__u64 lastuse;
+	__u32 dest;
+	__u32 dest_gen;
+};
+
+/* lblcr[⟨svc, destination address⟩]: the server set of a destination address, newest first. */
+struct xvs_lblcr_entry {
+	__u64 lastuse;
+	__u64 lastmod;
+	__u32 size;
+	__u32 pad;
+	__u32 dest[XVS_LBLCR_SET_MAX];
+	__u32 dest_gen[XVS_LBLCR_SET_MAX];
 };
 
 /* nat_reals: ⟨af, protocol, address, port⟩ of NAT real servers, so that only their replies pay
@@ -155,9 +230,55 @@ struct xvs_decap_src_key {
 	union xvs_addr addr;
 };
 
+/* mark_prefixes: the firewall-mark classifier's destination prefixes (an LPM trie over the
+ * address family and the address). Each holds the range of mark_rules to try in order. */
+struct xvs_mark_key {
+	__u32 prefixlen; /* 8 bits of family + the prefix length */
+	__u8 af;
+	__u8 addr[16];
+};
+
+struct xvs_mark_prefix {
+	__u32 prefixlen; /* this entry's own prefixlen, to look for a shorter prefix next */
+	__u32 first;	 /* index of its first rule in mark_rules */
+	__u32 count;
+};
+
+struct xvs_mark_rule {
+	__u32 mark;
+	__u16 port_lo; /* destination ports, host order, inclusive */
+	__u16 port_hi;
+	__u8 proto; /* 0: any */
+	__u8 pad[3];
+};
+
+/* twos_draws[0]: the last two random draws of twos, so that its reference model can replay them. */
+struct xvs_twos_draws {
+	__u32 r1;
+	__u32 r2;
+};
+
+/* The sweeper's argument and result, carried in the frame it is run on. */
+struct xvs_sweep {
+	__u64 conns_ended;
+	__u64 templates_ended;
+	__u64 templates_rearmed;
+	__u64 replies_ended;
+};
+
+/* new_conn[0] (per CPU): a new connection and its template's key while they are built, too large
+ * for the stack of the decision code's call chain. */
+struct xvs_new_conn {
+	struct xvs_conn conn;
+	struct xvs_tpl_key tpl;
+};
+
 /* config[0]: timeouts by enum xvs_conn_state, in seconds (ipvsadm --set changes three of them). */
 struct xvs_config {
 	__u32 timeout[XVS_STATE_SLOTS];
+	__u32 flags;	  /* enum xvs_config_flags */
+	__u32 pad;
+	__u64 clock_ns;	  /* when non-zero, the dataplane's clock reads this (deterministic tests) */
 };
 
 #endif

@@ -2,14 +2,17 @@
 // dataplane's maps. Every call validates its input first and changes nothing when it fails.
 import { readFileSync } from 'node:fs';
 import { addressBytes, afNumber, familyOf, formatAddress, type Family } from './address.js';
-import { type ConnCounts, type ConnectionInfo, scanConnections } from './connections.js';
-import { Dataplane, type DataplaneOptions, type Stats, u32 } from './dataplane.js';
+import { type ConnCounts, type ConnectionInfo, destCounts, listConnections } from './connections.js';
+import { Dataplane, type DataplaneOptions, type Stats, type SweepResult, u32 } from './dataplane.js';
 import { errors } from './errors.js';
 import { estimateAll, type Rates, readRates } from './estimator.js';
 import * as L from './layout.js';
 import { type XdpLink, withNetns } from './libbpf.js';
+import { MarkClassifier, type MarkRule } from './mark.js';
 import { NeighbourPrimer } from './neigh.js';
-import { SCHED_ENUM, SCHEDULERS, type SchedChange, type SchedPosition, type SchedTable } from './sched/index.js';
+import { RangeAllocator, type Range } from './ranges.js';
+import { lblcTick, lblcTimer, type LblcTimer } from './sched/lblc.js';
+import { SCHEDULERS, type SchedChange, type SchedDest, type SchedPosition, type SchedTable } from './sched/index.js';
 import * as store from './store.js';
 import { tunnelSourceValue, type TunnelSource } from './tunnel.js';
 
@@ -20,26 +23,31 @@ export type Method = 'dr' | 'nat' | 'tun';
 export type XdpMode = 'native' | 'generic';
 export type { ConnectionInfo } from './connections.js';
 export type { Rates } from './estimator.js';
+export type { MarkRule } from './mark.js';
 
 export const DEFAULT_SCHEDULER = 'wlc';
+/** ipvsadm's -p without a value. */
+export const DEFAULT_PERSISTENT_TIMEOUT = 360;
+const MAX_PERSISTENT_TIMEOUT = 86400 * 31;
 const PROTO_NUMBER: Record<Protocol, number> = { tcp: 6, udp: 17 };
 const METHOD_ENUM: Record<Method, string> = { dr: 'XVS_FWD_DR', nat: 'XVS_FWD_NAT', tun: 'XVS_FWD_TUN' };
-/** The schedulers of IPVS: those xvs lacks are refused as not supported yet, other names as unknown. */
-const IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos'];
+const SCHED_FLAG_BITS: Record<string, number> = {
+  'flag-1': 1, 'flag-2': 2, 'flag-3': 4, 'sh-fallback': 1, 'sh-port': 2, 'mh-fallback': 1, 'mh-port': 2,
+};
+/** Most real servers a list scheduler walks per new connection (XVS_MAX_SVC_DESTS). */
+const MAX_SVC_DESTS = 1 << 16;
 
 /** A virtual service: ⟨protocol, address, port⟩ (port 0 = all ports, persistent only) or a firewall mark. */
 export type ServiceKey =
   | { protocol: Protocol; address: string; port: number }
   | { fwmark: number; family?: 'inet' | 'inet6' };
 
-type AddressKey = Extract<ServiceKey, { protocol: Protocol }>;
-
 export interface ServiceOptions {
   /** ipvsadm -s; IPVS's default is wlc. */
   scheduler?: string;
   /** -p seconds; 0 or undefined: not persistent. */
   persistent?: number;
-  /** -M: IPv4 dotted mask or IPv6 prefix length. */
+  /** -M: IPv4 dotted mask or IPv6 prefix length (default: the whole address). */
   netmask?: string;
   /** -o (UDP only). */
   onePacket?: boolean;
@@ -93,10 +101,18 @@ export interface ServiceInfo {
 export interface BalancerOptions extends DataplaneOptions {
   /** Network namespace (name under /run/netns) where the balancer's interfaces live. */
   netns?: string;
-  /** Total scheduler table slots (wrr uses sum of weight/gcd per service). */
+  /** Total scheduler slots: every service's real-server list and table (wrr: sum of weight/gcd). */
   maxSchedulerSlots?: number;
   /** Outer source of tunnelled packets per outer family (see lib/tunnel.ts); default: the route's. */
   tunnelSource?: TunnelSource;
+  /** Run expireConnections() this often in this process (ms); 0 or absent: xvsd or the caller runs it. */
+  sweepIntervalMs?: number;
+}
+
+/** What one expireConnections() ended. */
+export interface ExpireResult extends SweepResult {
+  /** lblc/lblcr cache entries dropped by their expiry timers. */
+  localityEnded: number;
 }
 
 export interface AttachOptions {
@@ -111,16 +127,32 @@ interface DestState {
   port: number;
   method: Method;
   weight: number;
+  /** IPVS's last_weight: the last non-zero weight. */
+  lastWeight: number;
+  upperThreshold: number;
+  lowerThreshold: number;
+  /** Bumped when a threshold edit clears the overload flag (xvs_dest.thresh_gen). */
+  threshGen: number;
 }
 
-interface ServiceState {
-  key: AddressKey;
-  id: number;
+interface ServiceSettings {
   scheduler: string;
+  persistent: number;
+  netmask: string;
+  onePacket: boolean;
+  schedFlags: number;
+}
+
+interface ServiceState extends ServiceSettings {
+  key: ServiceKey;
+  id: number;
   dests: DestState[];
   table: SchedTable;
-  tableGen: number;
+  tableRange: Range;
+  listRange: Range;
   position: SchedPosition;
+  /** lblc/lblcr: the kernel's periodic expiry timer. */
+  localityTimer?: LblcTimer;
 }
 
 /** Hands out map indexes, next-fit, so a freed index is not reused at once. */
@@ -154,7 +186,8 @@ class IndexPool {
   }
 }
 
-const EMPTY_TABLE: SchedTable = { slots: [], cws: [], start: 0, position: { last: undefined, cw: 0 } };
+const EMPTY_TABLE: SchedTable = { slots: [], cws: [], resume: [], start: 0, position: { last: undefined, cw: 0 } };
+const EMPTY_RANGE: Range = { start: 0, len: 0 };
 
 export class Balancer {
   private readonly dp: Dataplane;
@@ -162,9 +195,11 @@ export class Balancer {
   private readonly services = new Map<string, ServiceState>();
   private serviceIds: IndexPool;
   private destIndexes: IndexPool;
+  private slots: RangeAllocator;
+  private readonly slotCount: number;
+  private readonly marks: MarkClassifier;
   private readonly links = new Map<string, XdpLink>();
-  private readonly maxSlots: number;
-  private slotsInUse = 0;
+  private readonly sweepTimer: NodeJS.Timeout | undefined;
   private destGen = 0;
   private readonly neighbours: NeighbourPrimer;
   private destHigh = 0;
@@ -180,8 +215,14 @@ export class Balancer {
     this.neighbours = new NeighbourPrimer(() => this.netns);
     this.serviceIds = new IndexPool(this.dp.maxServices);
     this.destIndexes = new IndexPool(this.dp.maxDests);
-    this.maxSlots = Math.min(opts.maxSchedulerSlots ?? 1 << 20, this.dp.map('sched_slots').maxEntries / 2);
+    this.slotCount = Math.min(opts.maxSchedulerSlots ?? Infinity, this.dp.map('sched_slots').maxEntries);
+    this.slots = new RangeAllocator(this.slotCount);
+    this.marks = new MarkClassifier(this.dp);
     this.writeTunnelSource(opts.tunnelSource ?? {}, tunnelValues);
+    if (opts.sweepIntervalMs) {
+      this.sweepTimer = setInterval(() => this.expireConnections(), opts.sweepIntervalMs);
+      this.sweepTimer.unref();
+    }
   }
 
   /**
@@ -255,43 +296,54 @@ export class Balancer {
 
   addService(key: ServiceKey, opts: ServiceOptions = {}): void {
     const k = this.checkServiceKey(key);
+    const family = keyFamily(key);
+    const settings = this.checkServiceOptions(key, {
+      scheduler: DEFAULT_SCHEDULER, persistent: 0, netmask: family === 'inet6' ? '128' : '255.255.255.255',
+      onePacket: false, schedFlags: [], ...opts,
+    });
     if (this.services.has(k)) throw errors.serviceExists();
-    const scheduler = this.checkScheduler(opts.scheduler ?? DEFAULT_SCHEDULER);
-    this.checkServiceOptions(opts);
-    const address = (key as AddressKey).address;
-    if (familyOf(address) === 'inet6') this.checkForwardingEverywhere('inet6');
+    if (family === 'inet6') this.checkForwardingEverywhere('inet6');
     const id = this.serviceIds.take();
     if (id === undefined) throw errors.full('Memory allocation problem: too many services');
+    const svcKey: ServiceKey = 'fwmark' in key
+      ? { fwmark: key.fwmark, family }
+      : { ...key, address: canonical(key.address) };
     const svc: ServiceState = {
-      key: { ...(key as AddressKey), address: canonical(address) }, id, scheduler, dests: [], table: EMPTY_TABLE, tableGen: 0,
-      position: EMPTY_TABLE.position,
+      key: svcKey, id, ...settings, dests: [], table: EMPTY_TABLE, tableRange: EMPTY_RANGE,
+      listRange: EMPTY_RANGE, position: EMPTY_TABLE.position,
     };
     try {
       this.dp.zeroStats('svc_stats', id);
-      this.dp.map('svc_sched').update(u32(id), L.schedState.encode({ cursor: 0n, gen: 0, len: 0 }));
+      this.rebuild(svc, { kind: 'init' });
       this.dp.map('services').update(this.svcKeyBytes(svc.key), this.serviceValue(svc));
-      this.vipRef(svc.key.address, +1);
+      if (!('fwmark' in svc.key)) this.vipRef(svc.key.address, +1);
     } catch (e) {
       this.dp.map('services').delete(this.svcKeyBytes(svc.key));
       this.dp.map('svc_sched').delete(u32(id));
+      this.slots.release(svc.tableRange);
+      this.slots.release(svc.listRange);
       this.serviceIds.release(id);
       throw e;
     }
     this.services.set(k, svc);
+    this.updatePortZeroFlag();
   }
 
+  /** Changes what is given; options left out keep their value (persistent: 0 turns persistence off). */
   editService(key: ServiceKey, opts: ServiceOptions): void {
     const svc = this.service(key, errors.noService);
-    const scheduler = this.checkScheduler(opts.scheduler ?? svc.scheduler);
-    this.checkServiceOptions(opts);
-    if (scheduler === svc.scheduler) return;
-    const previous = svc.scheduler;
-    svc.scheduler = scheduler;
+    const current = {
+      scheduler: svc.scheduler, persistent: svc.persistent, netmask: svc.netmask, onePacket: svc.onePacket,
+      schedFlags: this.flagNames(svc.scheduler, svc.schedFlags),
+    };
+    const next = this.checkServiceOptions(svc.key, { ...current, ...opts });
+    const before = { ...svc };
+    Object.assign(svc, next);
     try {
-      this.rebuild(svc, { kind: 'init' });
+      if (next.scheduler !== before.scheduler) this.rebuild(svc, { kind: 'init' });
       this.dp.map('services').update(this.svcKeyBytes(svc.key), this.serviceValue(svc));
     } catch (e) {
-      svc.scheduler = previous;
+      Object.assign(svc, before);
       throw e;
     }
   }
@@ -299,14 +351,17 @@ export class Balancer {
   deleteService(key: ServiceKey): void {
     const svc = this.service(key, errors.noService);
     this.dp.map('services').delete(this.svcKeyBytes(svc.key));
-    this.vipRef(svc.key.address, -1);
+    if (!('fwmark' in svc.key)) this.vipRef(svc.key.address, -1);
     for (const d of svc.dests) this.retireDest(svc, d);
-    this.deleteSlots(svc, svc.tableGen, svc.table.slots.length);
-    this.slotsInUse -= svc.table.slots.length;
     this.dp.map('svc_sched').delete(u32(svc.id));
     this.dp.map('ctl_sched').delete(u32(svc.id));
+    this.dropLocality(svc);
+    this.slots.release(svc.tableRange);
+    this.slots.release(svc.listRange);
     this.serviceIds.release(svc.id);
     this.services.delete(this.serviceKeyString(svc.key));
+    this.updatePortZeroFlag();
+    this.updateNatPortZeroFlag();
   }
 
   /** Deletes every service (ipvsadm -C). */
@@ -318,19 +373,24 @@ export class Balancer {
     const svc = this.service(key, errors.serviceNotDefined);
     const method = this.checkMethod(opts.method ?? 'dr');
     const weight = this.checkWeight(opts.weight ?? 1);
-    this.checkThresholds(opts);
+    const [upperThreshold, lowerThreshold] = this.checkThresholds(opts.upperThreshold ?? 0, opts.lowerThreshold ?? 0);
     const port = this.checkRealPort(svc, real, method);
     this.checkRealAddress(svc, real.address, method);
     if (this.findDest(svc, real.address, port)) throw errors.destExists();
+    if (svc.dests.length >= MAX_SVC_DESTS) throw errors.full('Memory allocation problem: too many real servers for one service');
     if (familyOf(real.address) === 'inet6') this.checkForwardingEverywhere('inet6');
     const index = this.destIndexes.take();
     if (index === undefined) throw errors.full('Memory allocation problem: too many real servers');
-    const d: DestState = { index, gen: ++this.destGen, address: canonical(real.address), port, method, weight };
+    const d: DestState = {
+      index, gen: ++this.destGen, address: canonical(real.address), port, method, weight, lastWeight: weight,
+      upperThreshold, lowerThreshold, threshGen: 0,
+    };
     svc.dests.unshift(d);
     try {
       this.destHigh = Math.max(this.destHigh, index + 1);
       store.writeCtl(this.dp, { destGen: this.destGen, destHigh: this.destHigh });
       this.dp.zeroStats('dest_stats', index);
+      this.dp.map('dest_conns').update(u32(index), Buffer.alloc(L.destConns.size));
       this.writeDest(svc, d);
       this.rebuild(svc, { kind: 'add', index });
       if (method === 'nat') this.natRealRef(svc, d, +1);
@@ -340,20 +400,29 @@ export class Balancer {
       this.destIndexes.release(index);
       throw e;
     }
+    this.updateNatPortZeroFlag();
     this.neighbours.use(real.address, true);
   }
 
   editRealServer(key: ServiceKey, real: RealServerKey, opts: RealServerOptions): void {
     const svc = this.service(key, errors.serviceNotDefined);
-    this.checkThresholds(opts);
-    const d = this.findDest(svc, real.address, real.port ?? svc.key.port);
+    const d = this.findDest(svc, real.address, real.port ?? this.servicePort(svc));
     if (!d) throw errors.noDest();
     const method = this.checkMethod(opts.method ?? d.method);
     const weight = this.checkWeight(opts.weight ?? d.weight);
+    const [upperThreshold, lowerThreshold] = this.checkThresholds(
+      opts.upperThreshold ?? d.upperThreshold, opts.lowerThreshold ?? d.lowerThreshold,
+    );
     this.checkRealPort(svc, { address: d.address, port: d.port }, method);
     this.checkRealAddress(svc, d.address, method);
     const before = { ...d };
-    Object.assign(d, { method, weight });
+    // __ip_vs_update_dest: a raised or removed upper threshold clears the overload flag.
+    const clearsOverload = upperThreshold === 0 || upperThreshold > d.upperThreshold;
+    Object.assign(d, {
+      method, weight, upperThreshold, lowerThreshold,
+      lastWeight: weight !== 0 ? weight : d.lastWeight,
+      threshGen: clearsOverload ? (d.threshGen + 1) >>> 0 : d.threshGen,
+    });
     try {
       this.writeDest(svc, d);
       this.rebuild(svc, { kind: 'update', index: d.index });
@@ -365,29 +434,32 @@ export class Balancer {
       this.writeDest(svc, d);
       throw e;
     }
+    this.updateNatPortZeroFlag();
   }
 
+  /** Removes the real server; its connections and templates end (as with expire_nodest_conn). */
   deleteRealServer(key: ServiceKey, real: RealServerKey): void {
     const svc = this.service(key, errors.serviceNotDefined);
-    const d = this.findDest(svc, real.address, real.port ?? svc.key.port);
+    const d = this.findDest(svc, real.address, real.port ?? this.servicePort(svc));
     if (!d) throw errors.noDest();
     const at = svc.dests.indexOf(d);
     const successor = svc.dests[at + 1]?.index;
     svc.dests.splice(at, 1);
     this.rebuild(svc, { kind: 'delete', index: d.index, successor });
     this.retireDest(svc, d);
+    this.updateNatPortZeroFlag();
   }
 
   /** Services with their real servers, counters and connection counts; rates on request. */
   list(opts: { rates?: boolean } = {}): ServiceInfo[] {
-    const { counts } = this.scanConnections();
     const rates = (kind: 'service' | 'dest', index: number) =>
       opts.rates ? { rates: readRates(this.dp, kind, index) } : {};
     return [...this.services.values()].map((svc) => ({
       key: { ...svc.key },
       scheduler: svc.scheduler,
-      onePacket: false,
-      schedFlags: [],
+      ...(svc.persistent ? { persistent: svc.persistent, netmask: svc.netmask } : {}),
+      onePacket: svc.onePacket,
+      schedFlags: this.flagNames(svc.scheduler, svc.schedFlags),
       stats: this.dp.readStats('svc_stats', svc.id),
       ...rates('service', svc.id),
       realServers: svc.dests.map((d) => ({
@@ -395,9 +467,9 @@ export class Balancer {
         port: d.port,
         method: d.method,
         weight: d.weight,
-        upperThreshold: 0,
-        lowerThreshold: 0,
-        ...(counts.get(d.index) ?? { activeConns: 0, inactiveConns: 0, persistConns: 0 }),
+        upperThreshold: d.upperThreshold,
+        lowerThreshold: d.lowerThreshold,
+        ...destCounts(this.dp, d.index),
         stats: this.dp.readStats('dest_stats', d.index),
         ...rates('dest', d.index),
       })),
@@ -416,9 +488,40 @@ export class Balancer {
     estimateAll(this.dp, objects, opts.restart);
   }
 
-  /** The connection table (ipvsadm -c): live connections of the clients' side. */
+  /** Connections and persistence templates (ipvsadm -c), those of removed real servers excepted. */
   connections(): ConnectionInfo[] {
-    return this.scanConnections().connections;
+    const dests = new Map<number, DestState>();
+    for (const svc of this.services.values()) for (const d of svc.dests) dests.set(d.index, d);
+    return listConnections(this.dp, (index) => dests.get(index));
+  }
+
+  /**
+   * Ends what expired: connections and persistence templates whose time came (or whose real server
+   * was removed), and lblc/lblcr cache entries by the kernel's periodic timer. Run it often (every
+   * second or so): expiry happens when it runs. xvsd runs it on every tick; so does this process
+   * with BalancerOptions.sweepIntervalMs.
+   */
+  expireConnections(): ExpireResult {
+    const swept = this.dp.sweep();
+    return { ...swept, localityEnded: this.expireLocality(Number(this.dp.now()) / 1e9) };
+  }
+
+  /** The same as expireConnections(). */
+  expire(): ExpireResult {
+    return this.expireConnections();
+  }
+
+  /** Adds a rule of xvs's firewall-mark classifier (see lib/mark.ts). */
+  addMarkRule(rule: MarkRule): void {
+    this.marks.add(rule);
+  }
+
+  deleteMarkRule(rule: MarkRule): void {
+    this.marks.delete(rule);
+  }
+
+  markRules(): MarkRule[] {
+    return this.marks.list();
   }
 
   /** Zeroes the counters of one service and its real servers, or of all (ipvsadm -Z). */
@@ -497,6 +600,7 @@ export class Balancer {
    * Pinned: the attachments and the configuration stay for the next process.
    */
   close(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const [ifname, link] of [...this.links]) {
       if (this.dp.pinPath) {
         link.close();
@@ -522,38 +626,63 @@ export class Balancer {
   // --- validation ---------------------------------------------------------------------------
 
   private checkServiceKey(key: ServiceKey): string {
-    if ('fwmark' in key) throw errors.unsupported('firewall-mark services (-f) are not supported yet');
+    if ('fwmark' in key) {
+      if (!Number.isInteger(key.fwmark) || key.fwmark < 1 || key.fwmark > 0xffffffff) {
+        throw errors.invalid(`illegal firewall mark: ${key.fwmark}`);
+      }
+      const family = key.family ?? 'inet';
+      if (family !== 'inet' && family !== 'inet6') throw errors.invalid(`unknown address family ${String(family)}`);
+      return this.serviceKeyString(key);
+    }
     if (key.protocol !== 'tcp' && key.protocol !== 'udp') {
       throw errors.invalid(`unknown protocol ${String(key.protocol)}: use tcp or udp`);
     }
     if (!familyOf(key.address)) throw errors.invalid(`illegal virtual server address: ${key.address}`);
-    if (!Number.isInteger(key.port) || key.port < 1 || key.port > 65535) {
+    if (!Number.isInteger(key.port) || key.port < 0 || key.port > 65535) {
       throw errors.invalid(`illegal virtual server port: ${key.port}`);
     }
     return this.serviceKeyString(key);
   }
 
-  private checkScheduler(name: string): string {
-    if (SCHEDULERS[name]) return name;
-    if (!IPVS_SCHEDULERS.includes(name)) throw errors.noScheduler(name);
-    throw errors.unsupported(`the ${name} scheduler is not supported yet (xvs has ${Object.keys(SCHEDULERS).join(', ')})`);
-  }
-
-  private checkServiceOptions(opts: ServiceOptions): void {
-    if (opts.persistent) throw errors.unsupported('persistent services (-p) are not supported yet');
-    if (opts.onePacket) throw errors.unsupported('one-packet scheduling (-o) is not supported yet');
-    if (opts.schedFlags?.length) throw errors.unsupported('scheduler flags (-b) are not supported yet');
-  }
-
-  private checkThresholds(opts: RealServerOptions): void {
-    const upper = opts.upperThreshold ?? 0;
-    const lower = opts.lowerThreshold ?? 0;
-    for (const [what, v] of [['u_threshold', upper], ['l_threshold', lower]] as const) {
-      if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw errors.invalid(`illegal ${what} specified`);
+  private checkServiceOptions(key: ServiceKey, o: Required<ServiceOptions>): ServiceSettings {
+    if (!SCHEDULERS[o.scheduler]) throw errors.noScheduler(o.scheduler);
+    if (!Number.isInteger(o.persistent) || o.persistent < 0 || o.persistent > MAX_PERSISTENT_TIMEOUT) {
+      throw errors.invalid(`invalid timeout value \`${o.persistent}' specified`);
     }
-    // As the kernel: checked even when there is no upper threshold.
+    if (!('fwmark' in key) && key.port === 0 && !o.persistent) {
+      throw errors.invalid('Zero port specified for non-persistent service');
+    }
+    if (keyFamily(key) === 'inet6') {
+      const bits = Number(o.netmask);
+      if (!/^\d+$/.test(String(o.netmask)) || bits < 1 || bits > 128) {
+        throw errors.invalid(`invalid netmask \`${o.netmask}' specified`);
+      }
+    } else if (familyOf(o.netmask) !== 'inet') {
+      throw errors.invalid(`invalid netmask \`${o.netmask}' specified`);
+    }
+    if (o.onePacket && !('fwmark' in key) && key.protocol !== 'udp') {
+      throw errors.invalid('One-Packet Scheduling is only for UDP virtual services');
+    }
+    let schedFlags = 0;
+    for (const flag of o.schedFlags) {
+      const bit = SCHED_FLAG_BITS[flag];
+      if (bit === undefined) throw errors.invalid(`invalid scheduler flag \`${flag}'`);
+      const owner = flag.startsWith('sh-') ? 'sh' : flag.startsWith('mh-') ? 'mh' : undefined;
+      if (owner && owner !== o.scheduler) throw errors.invalid(`incompatible scheduler flag \`${flag}'`);
+      schedFlags |= bit;
+    }
+    return {
+      scheduler: o.scheduler, persistent: o.persistent, netmask: String(o.netmask), onePacket: o.onePacket, schedFlags,
+    };
+  }
+
+  private checkThresholds(upper: number, lower: number): [number, number] {
+    const ok = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0x7fffffff;
+    if (!ok(upper)) throw errors.invalid('illegal u_threshold specified');
+    if (!ok(lower)) throw errors.invalid('illegal l_threshold specified');
+    // As the kernel (ip_vs_add_dest / ip_vs_edit_dest: ERANGE): checked even with no upper threshold.
     if (lower > upper) throw errors.range('lower threshold is higher than upper threshold');
-    if (upper || lower) throw errors.unsupported('connection thresholds (-x, -y) are not supported yet');
+    return [upper, lower];
   }
 
   private checkMethod(method: string): Method {
@@ -570,15 +699,15 @@ export class Balancer {
     const family = familyOf(address);
     if (!family) throw errors.invalid(`illegal real server address: ${address}`);
     // As the kernel (ip_vs_ctl.c): mixed address families only for tunnels.
-    if (family !== familyOf(svc.key.address) && method !== 'tun') {
+    if (family !== keyFamily(svc.key) && method !== 'tun') {
       throw errors.invalid('real server and virtual service of different address families need tunnelling (tun)');
     }
   }
 
   private checkRealPort(svc: ServiceState, real: RealServerKey, method: Method): number {
-    const port = real.port ?? svc.key.port;
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw errors.invalid(`illegal real server port: ${port}`);
-    if (port !== svc.key.port && method !== 'nat') {
+    const port = real.port ?? this.servicePort(svc);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw errors.invalid(`illegal real server port: ${port}`);
+    if (!('fwmark' in svc.key) && port !== svc.key.port && method !== 'nat') {
       throw errors.invalid('port mapping (real port ≠ virtual port) needs masquerading (nat)');
     }
     return port;
@@ -609,7 +738,7 @@ export class Balancer {
 
   private usesInet6(): boolean {
     return [...this.services.values()].some(
-      (svc) => familyOf(svc.key.address) === 'inet6' || svc.dests.some((d) => familyOf(d.address) === 'inet6'),
+      (svc) => keyFamily(svc.key) === 'inet6' || svc.dests.some((d) => familyOf(d.address) === 'inet6'),
     );
   }
 
@@ -626,14 +755,6 @@ export class Balancer {
     const count = (map.lookup(key)?.readUInt32LE(0) ?? 0) + delta;
     if (count > 0) map.update(key, u32(count));
     else map.delete(key);
-  }
-
-  // --- map writes ---------------------------------------------------------------------------
-
-  private scanConnections(): ReturnType<typeof scanConnections> {
-    const dests = new Map<number, DestState>();
-    for (const svc of this.services.values()) for (const d of svc.dests) dests.set(d.index, d);
-    return scanConnections(this.dp, (index) => dests.get(index));
   }
 
   // --- pinned state ----------------------------------------------------------------------------
@@ -654,36 +775,56 @@ export class Balancer {
     this.services.clear();
     this.serviceIds = new IndexPool(this.dp.maxServices);
     this.destIndexes = new IndexPool(this.dp.maxDests, state.ctl.destHigh % this.dp.maxDests);
+    this.slots = new RangeAllocator(this.slotCount);
     this.destGen = state.ctl.destGen;
     this.destHigh = state.ctl.destHigh;
     this.version = state.ctl.version;
-    this.slotsInUse = 0;
-    const schedulers = new Map(Object.entries(SCHED_ENUM).map(([name, e]) => [this.dp.enumValue('xvs_sched', e), name]));
+    const schedulers = new Map(
+      Object.values(SCHEDULERS).map((s) => [this.dp.enumValue('xvs_sched', s.enumName), s.name]),
+    );
     const methods = new Map(
       (Object.entries(METHOD_ENUM) as [Method, string][]).map(([m, e]) => [this.dp.enumValue('xvs_fwd', e), m]),
     );
+    const persistentFlag = this.dp.enumValue('xvs_svc_flags', 'XVS_SVC_F_PERSISTENT');
+    const onePacketFlag = this.dp.enumValue('xvs_svc_flags', 'XVS_SVC_F_ONEPACKET');
+    const now = Number(this.dp.now()) / 1e9;
     for (const s of state.services) {
       const scheduler = schedulers.get(s.value.sched);
       if (!scheduler) throw errors.invalid(`service ${s.id} pinned with an unknown scheduler (${s.value.sched})`);
       const dests: DestState[] = s.dests.map((d) => ({
-        index: d.index, gen: d.gen, address: d.address, port: d.port, method: methods.get(d.method) ?? 'dr', weight: d.weight,
+        index: d.index, gen: d.gen, address: d.address, port: d.port, method: methods.get(d.method) ?? 'dr',
+        weight: d.weight, lastWeight: d.lastWeight || d.weight, upperThreshold: d.uThreshold,
+        lowerThreshold: d.lThreshold, threshGen: d.threshGen,
       }));
       const position: SchedPosition = s.schedCtl
         ? { last: s.schedCtl.last ? s.schedCtl.last - 1 : undefined, cw: s.schedCtl.cw }
         : EMPTY_TABLE.position;
-      const model = SCHEDULERS[scheduler]!.build(dests, position, { kind: 'init' });
+      const sched = SCHEDULERS[scheduler]!;
+      const model = sched.table ? sched.table(schedDests(dests), position, { kind: 'init' }) : EMPTY_TABLE;
       const same = model.slots.length === s.slots.length && model.slots.every((slot, i) => slot === s.slots[i]);
       const table: SchedTable = {
-        slots: s.slots, cws: same ? model.cws : s.slots.map(() => 0), start: s.schedCtl?.start ?? 0, position,
+        slots: s.slots, cws: same ? model.cws : s.slots.map(() => 0), resume: s.resume,
+        start: s.schedCtl?.start ?? s.sched?.start ?? 0, position,
       };
+      const tableRange = s.sched ? { start: s.sched.table, len: s.sched.tableLen } : EMPTY_RANGE;
+      const listRange = s.sched ? { start: s.sched.dests, len: s.sched.ndests } : EMPTY_RANGE;
+      this.slots.claim(tableRange);
+      this.slots.claim(listRange);
       this.serviceIds.claim(s.id);
       for (const d of dests) this.destIndexes.claim(d.index);
-      this.slotsInUse += s.slots.length;
       const key = storedServiceKey(s.key);
+      const family = keyFamily(key);
+      const v = s.value;
       this.services.set(this.serviceKeyString(key), {
-        key, id: s.id, scheduler, dests, table, tableGen: s.sched?.gen ?? 0, position,
+        key, id: s.id, scheduler, dests, table, tableRange, listRange, position,
+        persistent: v.flags & persistentFlag ? v.timeout : 0,
+        netmask: family === 'inet6' ? String(v.netmask || 128) : formatAddress(u32(v.netmask), 'inet'),
+        onePacket: (v.flags & onePacketFlag) !== 0,
+        schedFlags: v.schedFlags,
+        localityTimer: scheduler === 'lblc' || scheduler === 'lblcr' ? lblcTimer(now) : undefined,
       });
     }
+    this.marks.reload();
   }
 
   private service(key: ServiceKey, missing: () => Error): ServiceState {
@@ -697,6 +838,15 @@ export class Balancer {
     return svc.dests.find((d) => d.port === port && addressBytes(d.address).equals(a));
   }
 
+  private servicePort(svc: ServiceState): number {
+    return 'fwmark' in svc.key ? 0 : svc.key.port;
+  }
+
+  private flagNames(scheduler: string, bits: number): string[] {
+    const names = SCHEDULERS[scheduler]?.flagNames ?? ['flag-1', 'flag-2', 'flag-3'];
+    return [0, 1, 2].filter((i) => bits & (1 << i)).map((i) => names[i] ?? `flag-${i + 1}`);
+  }
+
   private serviceKeyString(key: ServiceKey): string {
     if ('fwmark' in key) return `fwmark|${key.family ?? 'inet'}|${key.fwmark}`;
     const family = familyOf(key.address);
@@ -704,7 +854,8 @@ export class Balancer {
     return `${key.protocol}|${addr}|${key.port}`;
   }
 
-  private svcKeyBytes(key: AddressKey): Buffer {
+  private svcKeyBytes(key: ServiceKey): Buffer {
+    if ('fwmark' in key) return L.svcKey.encode({ af: afNumber(key.family ?? 'inet'), fwmark: key.fwmark });
     return L.svcKey.encode({
       addr: addressBytes(key.address),
       port: key.port,
@@ -715,7 +866,18 @@ export class Balancer {
   }
 
   private serviceValue(svc: ServiceState): Buffer {
-    return L.service.encode({ id: svc.id, sched: this.dp.enumValue('xvs_sched', SCHED_ENUM[svc.scheduler]!) });
+    const flag = (name: string) => this.dp.enumValue('xvs_svc_flags', name);
+    return L.service.encode({
+      id: svc.id,
+      flags: (svc.persistent ? flag('XVS_SVC_F_PERSISTENT') : 0) | (svc.onePacket ? flag('XVS_SVC_F_ONEPACKET') : 0),
+      sched: this.dp.enumValue('xvs_sched', SCHEDULERS[svc.scheduler]!.enumName),
+      timeout: svc.persistent,
+      // IPv4: the mask as the packet holds addresses; IPv6: the prefix length (bpf/xvs_persist.h).
+      netmask: keyFamily(svc.key) === 'inet6' ? Number(svc.netmask) : addressBytes(svc.netmask).readUInt32LE(0),
+      schedFlags: svc.schedFlags,
+      fwmark: 'fwmark' in svc.key ? svc.key.fwmark : 0,
+      port: this.servicePort(svc),
+    });
   }
 
   private writeDest(svc: ServiceState, d: DestState): void {
@@ -728,6 +890,10 @@ export class Balancer {
       gen: d.gen,
       flags: this.dp.enumValue('xvs_dest_flags', 'XVS_DEST_F_AVAILABLE'),
       weight: d.weight,
+      uThreshold: d.upperThreshold,
+      lThreshold: d.lowerThreshold,
+      threshGen: d.threshGen,
+      lastWeight: d.lastWeight,
     });
     this.dp.map('dests').update(u32(d.index), value);
   }
@@ -741,63 +907,127 @@ export class Balancer {
   }
 
   private natRealRef(svc: ServiceState, d: DestState, delta: 1 | -1): void {
-    const key = L.realKey.encode({
-      addr: addressBytes(d.address),
-      port: d.port,
-      proto: PROTO_NUMBER[svc.key.protocol],
-      af: afNumber(familyOf(d.address)!),
-    });
-    const map = this.dp.map('nat_reals');
-    const count = (map.lookup(key)?.readUInt32LE(0) ?? 0) + delta;
-    if (count > 0) map.update(key, u32(count));
-    else map.delete(key);
+    const protocols: Protocol[] = 'fwmark' in svc.key ? ['tcp', 'udp'] : [svc.key.protocol];
+    for (const protocol of protocols) {
+      const key = L.realKey.encode({
+        addr: addressBytes(d.address),
+        port: d.port,
+        proto: PROTO_NUMBER[protocol],
+        af: afNumber(familyOf(d.address)!),
+      });
+      const map = this.dp.map('nat_reals');
+      const count = (map.lookup(key)?.readUInt32LE(0) ?? 0) + delta;
+      if (count > 0) map.update(key, u32(count));
+      else map.delete(key);
+    }
   }
 
-  /** Where the dataplane's scheduler stands now, from its cursor. */
+  private updatePortZeroFlag(): void {
+    const any = [...this.services.values()].some((s) => !('fwmark' in s.key) && s.key.port === 0);
+    this.dp.writeConfigFlag('XVS_CFG_F_PORT0', any);
+  }
+
+  private updateNatPortZeroFlag(): void {
+    const any = [...this.services.values()].some((s) => s.dests.some((d) => d.method === 'nat' && d.port === 0));
+    this.dp.writeConfigFlag('XVS_CFG_F_NAT_PORT0', any);
+  }
+
+  /** Where the dataplane's rr/wrr stands now, from its cursor. */
   private position(svc: ServiceState): SchedPosition {
     const state = this.dp.map('svc_sched').lookup(u32(svc.id));
     const len = svc.table.slots.length;
-    if (!state || !len) return svc.position;
-    const cursor = L.schedState.decode(state).cursor;
-    if (cursor === BigInt(svc.table.start)) return svc.position;
+    if (!state || !len || !SCHEDULERS[svc.scheduler]!.table) return svc.position;
+    const { cursor, start, atHead } = L.schedState.decode(state);
+    if (atHead) return { last: undefined, cw: cursor === BigInt(start) ? svc.position.cw : svc.table.cws[0]! };
+    if (cursor === BigInt(start)) return svc.position;
     const last = Number((cursor - 1n) % BigInt(len));
     return { last: svc.table.slots[last], cw: svc.table.cws[last]! };
   }
 
-  /** Writes the service's new scheduler table into the idle generation, then switches to it. */
+  /**
+   * Writes the service's real-server list and scheduler table into fresh ranges of sched_slots,
+   * then switches its svc_sched entry to them (replaced whole), then gives the old ranges back.
+   */
   private rebuild(svc: ServiceState, change: SchedChange): void {
     const scheduler = SCHEDULERS[svc.scheduler]!;
-    const table = scheduler.build(svc.dests, this.position(svc), change);
-    const oldLen = svc.table.slots.length;
-    if (this.slotsInUse - oldLen + table.slots.length > this.maxSlots) {
-      throw errors.full(`Memory allocation problem: scheduler tables would need more than ${this.maxSlots} slots`);
+    const dests = schedDests(svc.dests);
+    const table = scheduler.table ? scheduler.table(dests, this.position(svc), change) : EMPTY_TABLE;
+    this.slots.recycle();
+    const listRange = this.slots.take(dests.length);
+    const tableRange = listRange && this.slots.take(table.slots.length);
+    if (!listRange || !tableRange) {
+      if (listRange) this.slots.release(listRange);
+      throw errors.full('Memory allocation problem: scheduler tables are full');
     }
-    const gen = svc.tableGen ^ 1;
-    const slots = this.dp.map('sched_slots');
-    const keys = table.slots.map((_, slot) => L.slotKey.encode({ svc: svc.id, gen, slot }));
-    slots.updateBatch(keys, table.slots.map(u32));
-    this.dp.map('svc_sched').update(
-      u32(svc.id),
-      L.schedState.encode({ cursor: BigInt(table.start), gen, len: table.slots.length }),
-    );
+    // Each slot carries its server's weight and thresh_gen, so that walking a list reads one slot
+    // and the server's counts.
+    const byIndex = new Map(svc.dests.map((d) => [d.index, d]));
+    const write = (range: Range, slots: number[], resume: (i: number) => number) => {
+      if (!slots.length) return;
+      this.dp.map('sched_slots').updateBatch(
+        slots.map((_, i) => u32(range.start + i)),
+        slots.map((dest, i) => {
+          const d = byIndex.get(dest);
+          return L.schedSlot.encode({ dest, resume: resume(i), weight: d?.weight ?? 0, threshGen: d?.threshGen ?? 0 });
+        }),
+      );
+    };
+    write(listRange, dests.map((d) => d.index), () => 0);
+    write(tableRange, table.slots, (i) => table.resume[i]!);
+    this.dp.map('svc_sched').update(u32(svc.id), L.schedState.encode({
+      cursor: BigInt(table.start), table: tableRange.start, tableLen: table.slots.length, dests: listRange.start,
+      ndests: dests.length, start: table.start, atHead: table.position.last === undefined ? 1 : 0,
+    }));
+    // Where the control plane's model stands, for a process that reopens the pinned maps.
     const { last, cw } = table.position;
-    this.dp.map('ctl_sched').update(u32(svc.id), L.schedCtl.encode({ start: table.start, last: last === undefined ? 0 : last + 1, cw }));
-    this.deleteSlots(svc, svc.tableGen, oldLen);
-    this.slotsInUse += table.slots.length - oldLen;
-    svc.table = table;
-    svc.tableGen = gen;
-    svc.position = table.position;
+    this.dp.map('ctl_sched').update(
+      u32(svc.id), L.schedCtl.encode({ start: table.start, last: last === undefined ? 0 : last + 1, cw }),
+    );
+    this.slots.release(svc.listRange);
+    this.slots.release(svc.tableRange);
+    Object.assign(svc, { table, tableRange, listRange, position: table.position });
+    if (change.kind === 'init') this.resetLocality(svc);
   }
 
-  private deleteSlots(svc: ServiceState, gen: number, len: number): void {
-    if (!len) return;
-    const keys = Array.from({ length: len }, (_, slot) => L.slotKey.encode({ svc: svc.id, gen, slot }));
-    this.dp.map('sched_slots').deleteBatch(keys);
+  /** A new lblc/lblcr scheduler starts with an empty cache and its own expiry timer. */
+  private resetLocality(svc: ServiceState): void {
+    this.dropLocality(svc);
+    svc.localityTimer = svc.scheduler === 'lblc' || svc.scheduler === 'lblcr'
+      ? lblcTimer(Number(this.dp.now()) / 1e9) : undefined;
+  }
+
+  private dropLocality(svc: ServiceState): void {
+    for (const map of ['lblc', 'lblcr'] as const) {
+      const keys = [...this.dp.map(map).keys()].filter((k) => L.lblcKey.decode(k).svc === svc.id);
+      if (keys.length) this.dp.map(map).deleteBatch(keys);
+    }
+  }
+
+  /** Runs the lblc/lblcr expiry timers that came due by `now` (seconds). */
+  private expireLocality(now: number): number {
+    let ended = 0;
+    for (const svc of this.services.values()) {
+      const timer = svc.localityTimer;
+      if (!timer) continue;
+      const map = this.dp.map(svc.scheduler as 'lblc' | 'lblcr');
+      const codec = svc.scheduler === 'lblc' ? L.lblcEntry : L.lblcrEntry;
+      while (timer.next <= now) {
+        const at = timer.next;
+        const entries = [...map.entries()]
+          .filter(([k]) => L.lblcKey.decode(k).svc === svc.id)
+          .map(([k, v]) => [k, Number(codec.decode(v).lastuse) / 1e9] as [Buffer, number]);
+        const drop = lblcTick(timer, at, entries);
+        if (drop.length) map.deleteBatch(drop);
+        ended += drop.length;
+      }
+    }
+    return ended;
   }
 }
 
-function storedServiceKey(k: store.StoredService['key']): AddressKey {
+function storedServiceKey(k: store.StoredService['key']): ServiceKey {
   const family = k.af === afNumber('inet6') ? 'inet6' : 'inet';
+  if (k.fwmark) return { fwmark: k.fwmark, family };
   return { protocol: k.proto === PROTO_NUMBER.udp ? 'udp' : 'tcp', address: formatAddress(k.addr, family), port: k.port };
 }
 
@@ -809,4 +1039,19 @@ function canonical(address: string): string {
 /** Validates both families' tunnel sources before anything is written. */
 function checkTunnelSource(source: TunnelSource): [Buffer, Buffer] {
   return [tunnelSourceValue(source.inet, 'inet'), tunnelSourceValue(source.inet6, 'inet6')];
+}
+
+function keyFamily(key: ServiceKey): Family {
+  return 'fwmark' in key ? key.family ?? 'inet' : familyOf(key.address)!;
+}
+
+/** What the schedulers see of the real servers; an IPv6 address folded as the kernel hashes it. */
+function schedDests(dests: readonly DestState[]): SchedDest[] {
+  return dests.map((d) => {
+    const a = addressBytes(d.address);
+    const addr = familyOf(d.address) === 'inet6'
+      ? (a.readUInt32BE(0) ^ a.readUInt32BE(4) ^ a.readUInt32BE(8) ^ a.readUInt32BE(12)) >>> 0
+      : a.readUInt32BE(0);
+    return { index: d.index, weight: d.weight, lastWeight: d.lastWeight, addr, port: d.port };
+  });
 }

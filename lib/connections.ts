@@ -1,21 +1,23 @@
-// The connection table as IPVS shows it (/proc/net/ip_vs_conn, ipvsadm -c) and the per real
-// server connection counts derived from it: a TCP connection is active only while ESTABLISHED,
-// every other TCP state and every UDP connection counts as inactive.
-import { AF_INET6, formatAddress } from './address.js';
+// The connection table as IPVS shows it (/proc/net/ip_vs_conn, ipvsadm -c): live client-side
+// connections and persistence templates. The per real server counts (ActiveConn, InActConn,
+// PersistConn) are not derived from it: the dataplane keeps them exactly in dest_conns.
+import { AF_INET6, formatAddress, type Family } from './address.js';
 import type { Protocol } from './balancer.js';
-import type { Dataplane } from './dataplane.js';
+import { type Dataplane, u32 } from './dataplane.js';
 import * as L from './layout.js';
 
 export interface ConnectionInfo {
-  protocol: Protocol;
-  /** IPVS state name: ESTABLISHED, SYN_RECV, ... for TCP, UDP for UDP. */
+  /** 'ip' for the persistence templates of firewall-mark services (IPVS's IPPROTO_IP). */
+  protocol: Protocol | 'ip';
+  /** IPVS state names ('ESTABLISHED', 'SYN_RECV', ...); UDP connections show 'UDP'. */
   state: string;
-  /** Time left before the connection expires. */
+  /** Time left before expiry. */
   expiresMs: number;
   client: { address: string; port: number };
+  /** For a firewall-mark template, the mark as an address (IPVS shows it so), port 0. */
   virtual: { address: string; port: number };
   real: { address: string; port: number };
-  /** Persistence template (none yet: templates come with persistence). */
+  /** A persistence template (ipvsadm -c lists them too). */
   template?: boolean;
 }
 
@@ -34,42 +36,62 @@ export interface DestRef {
 
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
-const NS_PER_MS = 1_000_000n;
 
-/** Live client-side connections of the table with their real servers, and counts per dests index. */
-export function scanConnections(
-  dp: Dataplane,
-  destOf: (index: number) => DestRef | undefined,
-): { connections: ConnectionInfo[]; counts: Map<number, ConnCounts> } {
+/** The exact counts the dataplane keeps for a real server (dest_conns). */
+export function destCounts(dp: Dataplane, index: number): ConnCounts {
+  const raw = dp.map('dest_conns').lookup(u32(index));
+  const c = raw ? L.destConns.decode(raw) : { active: 0, inactive: 0, persist: 0 };
+  return { activeConns: c.active, inactiveConns: c.inactive, persistConns: c.persist };
+}
+
+/** Connections and persistence templates (ipvsadm -c), those of removed real servers excepted. */
+export function listConnections(dp: Dataplane, destOf: (index: number) => DestRef | undefined): ConnectionInfo[] {
+  const now = dp.now();
   const stateNames = tcpStateNames(dp);
-  const established = dp.enumValue('xvs_conn_state', 'XVS_TCP_S_ESTABLISHED');
   const dirIn = dp.enumValue('xvs_dir', 'XVS_DIR_IN');
-  const connections: ConnectionInfo[] = [];
-  const counts = new Map<number, ConnCounts>();
-  const now = process.hrtime.bigint();
-  for (const [k, v] of dp.map('conns').entries()) {
-    const key = L.connKey.decode(k);
-    if (key.dir !== dirIn || (key.proto !== IPPROTO_TCP && key.proto !== IPPROTO_UDP)) continue;
-    const c = L.conn.decode(v);
-    const left = c.lastSeen + BigInt(c.timeout) * 1_000_000_000n - now;
-    const dest = destOf(c.dest);
-    if (left <= 0n || !dest || dest.gen !== c.destGen) continue;
-    const protocol: Protocol = key.proto === IPPROTO_TCP ? 'tcp' : 'udp';
-    const family = key.af === AF_INET6 ? 'inet6' : 'inet';
-    connections.push({
-      protocol,
-      state: protocol === 'udp' ? 'UDP' : stateNames.get(c.state) ?? 'ERR!',
-      expiresMs: Number(left / NS_PER_MS),
-      client: { address: formatAddress(key.saddr, family), port: key.sport },
-      virtual: { address: formatAddress(key.daddr, family), port: key.dport },
-      real: { address: dest.address, port: dest.port },
+  const live = (index: number, gen: number) => {
+    const d = destOf(index);
+    return d && d.gen === gen ? d : undefined;
+  };
+  const left = (lastSeen: bigint, timeout: number) =>
+    Math.max(0, Number(lastSeen + BigInt(timeout) * 1_000_000_000n - now) / 1e6);
+  const familyOf = (af: number): Family => (af === AF_INET6 ? 'inet6' : 'inet');
+  const out: ConnectionInfo[] = [];
+  for (const [kb, vb] of dp.map('conns').entries()) {
+    const k = L.connKey.decode(kb);
+    if (k.dir !== dirIn || (k.proto !== IPPROTO_TCP && k.proto !== IPPROTO_UDP)) continue;
+    const c = L.conn.decode(vb);
+    const d = live(c.dest, c.destGen);
+    if (!d) continue;
+    const family = familyOf(k.af);
+    out.push({
+      protocol: k.proto === IPPROTO_TCP ? 'tcp' : 'udp',
+      state: k.proto === IPPROTO_TCP ? stateNames.get(c.state) ?? 'ERR!' : 'UDP',
+      expiresMs: left(c.lastSeen, c.timeout),
+      client: { address: formatAddress(k.saddr, family), port: k.sport },
+      virtual: { address: formatAddress(k.daddr, family), port: k.dport },
+      real: { address: d.address, port: c.rport },
     });
-    const n = counts.get(c.dest) ?? { activeConns: 0, inactiveConns: 0, persistConns: 0 };
-    if (protocol === 'tcp' && c.state === established) n.activeConns++;
-    else n.inactiveConns++;
-    counts.set(c.dest, n);
   }
-  return { connections, counts };
+  for (const [kb, vb] of dp.map('templates').entries()) {
+    const k = L.tplKey.decode(kb);
+    const t = L.template.decode(vb);
+    const d = live(t.dest, t.destGen);
+    if (!d) continue;
+    const family = familyOf(k.af);
+    // A firewall-mark template holds the mark (network order) where the address would be.
+    const virtual = k.proto ? formatAddress(k.daddr, family) : formatAddress(k.daddr, 'inet');
+    out.push({
+      protocol: k.proto === IPPROTO_TCP ? 'tcp' : k.proto === IPPROTO_UDP ? 'udp' : 'ip',
+      state: k.proto === IPPROTO_UDP ? 'UDP' : 'NONE',
+      expiresMs: left(t.lastSeen, t.timeout),
+      client: { address: formatAddress(k.saddr, family), port: 0 },
+      virtual: { address: virtual, port: k.dport },
+      real: { address: d.address, port: k.dport ? d.port : 0 },
+      template: true,
+    });
+  }
+  return out;
 }
 
 /** enum xvs_conn_state value → IPVS's name of the TCP state (XVS_TCP_S_SYN_RECV → SYN_RECV). */

@@ -29,7 +29,10 @@ export const DEFAULT_TIMEOUTS: Record<string, number> = {
 export interface DataplaneOptions {
   /** Path of the compiled object; defaults to the package's build/bpf/xvs.bpf.o. */
   objectPath?: string;
+  /** Connection entries (a NAT connection takes two); when full, new connections are dropped. */
   maxConnections?: number;
+  /** Persistence templates. */
+  maxTemplates?: number;
   maxServices?: number;
   maxDests?: number;
   /**
@@ -40,9 +43,18 @@ export interface DataplaneOptions {
   pinPath?: string;
 }
 
+/** What one run of the sweeper ended. */
+export type SweepResult = L.Decoded<typeof L.sweep.fields>;
+
 /** Maps written before the maps that refer to them, when a batch is committed (see mapbatch.ts). */
 const COMMIT_ORDER = [
-  'svc_stats', 'dest_stats', 'rate_est', 'dests', 'nat_reals', 'sched_slots', 'svc_sched', 'ctl_sched', 'services', 'ctl',
+  'svc_stats', 'dest_stats', 'rate_est', 'dest_conns', 'dests', 'nat_reals', 'sched_slots', 'lblc', 'lblcr',
+  'twos_draws', 'svc_sched', 'ctl_sched', 'mark_rules', 'mark_prefixes', 'services', 'ctl',
+];
+
+const ENUM_NAMES = [
+  'xvs_fwd', 'xvs_sched', 'xvs_svc_flags', 'xvs_sched_flags', 'xvs_dest_flags', 'xvs_dir', 'xvs_conn_flags',
+  'xvs_counted', 'xvs_config_flags', 'xvs_conn_state', 'xvs_reason',
 ];
 
 export type Stats = Omit<L.Decoded<typeof L.stats.fields>, never>;
@@ -75,6 +87,7 @@ export class Dataplane {
   private readonly maps: Record<string, BpfMap>;
   private loaded = false;
   private prog: BpfProgram | undefined;
+  private sweepProg: BpfProgram | undefined;
   private writes: WriteBatch | undefined;
 
   constructor(opts: DataplaneOptions = {}) {
@@ -122,6 +135,15 @@ export class Dataplane {
     return this.prog;
   }
 
+  /** The sweeper (bpf/xvs_sweep.h), run on demand by sweep(); loaded with the XDP program. */
+  get sweeper(): BpfProgram {
+    if (!this.sweepProg) {
+      void this.program;
+      this.sweepProg = this.object.program('xvs_sweep');
+    }
+    return this.sweepProg;
+  }
+
   /**
    * Runs fn with every map write held back, then applies them together, one batch operation per
    * map (see mapbatch.ts). Reads inside fn see the held-back writes. Nested calls join the outer.
@@ -151,16 +173,54 @@ export class Dataplane {
     return v;
   }
 
+  private readConfig(): L.Decoded<typeof L.config.fields> {
+    return L.config.decode(this.map('config').lookup(u32(0))!);
+  }
+
+  private writeConfig(change: Partial<L.Decoded<typeof L.config.fields>>): void {
+    this.map('config').update(u32(0), L.config.encode({ ...this.readConfig(), ...change }));
+  }
+
   writeTimeouts(byState: Record<string, number>): void {
-    const cfgMap = this.map('config');
-    const current = L.config.decode(cfgMap.lookup(u32(0))!);
-    const timeout = [...current.timeout];
+    const timeout = [...this.readConfig().timeout];
     for (const [state, seconds] of Object.entries(byState)) timeout[this.enumValue('xvs_conn_state', state)] = seconds;
-    cfgMap.update(u32(0), L.config.encode({ timeout }));
+    this.writeConfig({ timeout });
+  }
+
+  /** Sets or clears (false) a bit of config.flags, by its enum xvs_config_flags name. */
+  writeConfigFlag(name: string, on: boolean): void {
+    const bit = this.enumValue('xvs_config_flags', name);
+    const { flags } = this.readConfig();
+    const next = on ? flags | bit : flags & ~bit;
+    if (next !== flags) this.writeConfig({ flags: next });
+  }
+
+  /**
+   * The dataplane's clock in nanoseconds: CLOCK_MONOTONIC (coarse), or the frozen clock that
+   * setClock() set. Deadlines of connections and templates are on this clock.
+   */
+  now(): bigint {
+    const { clockNs } = this.readConfig();
+    return clockNs || process.hrtime.bigint();
+  }
+
+  /**
+   * Freezes the dataplane's clock at `ns` (0n: back to the real clock). For deterministic tests of
+   * timeouts and expiry only: every packet and sweep then sees this time.
+   */
+  setClock(ns: bigint): void {
+    this.writeConfig({ clockNs: ns });
+  }
+
+  /** Runs the sweeper once: ends what expired or lost its real server (see bpf/xvs_sweep.h). */
+  sweep(): SweepResult {
+    const frame = Buffer.alloc(Math.max(L.sweep.size, 64));
+    const { data } = this.sweeper.testRun({ data: frame });
+    return L.sweep.decode(data);
   }
 
   readTimeouts(): Record<string, number> {
-    const { timeout } = L.config.decode(this.map('config').lookup(u32(0))!);
+    const { timeout } = this.readConfig();
     const out: Record<string, number> = {};
     for (const [name, value] of this.enums.get('xvs_conn_state')!) {
       if (name in DEFAULT_TIMEOUTS) out[name] = timeout[value]!;
@@ -194,6 +254,7 @@ export class Dataplane {
 
   close(): void {
     this.prog?.close();
+    this.sweepProg?.close();
     for (const map of Object.values(this.maps)) map.close();
     this.object.close();
   }
@@ -204,16 +265,18 @@ function createMaps(obj: BpfObject, names: string[], opts: DataplaneOptions): Re
   const maxServices = opts.maxServices ?? 65536;
   const maxDests = opts.maxDests ?? 262144;
   obj.setMaxEntries('conns', opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+  if (opts.maxTemplates) obj.setMaxEntries('templates', opts.maxTemplates);
   for (const m of ['services', 'svc_sched', 'svc_stats', 'ctl_sched']) obj.setMaxEntries(m, maxServices);
-  for (const m of ['dests', 'dest_stats', 'nat_reals', 'tun_src_cache']) obj.setMaxEntries(m, maxDests);
+  for (const m of ['dests', 'dest_conns', 'dest_stats', 'nat_reals', 'tun_src_cache']) obj.setMaxEntries(m, maxDests);
   obj.setMaxEntries('vips', maxServices);
   obj.setMaxEntries('rate_est', maxServices + maxDests);
   obj.load();
   const maps = Object.fromEntries(names.map((m) => [m, obj.map(m)]));
   const cfg = maps.config!;
-  const timeout = L.config.decode(cfg.lookup(u32(0))!).timeout;
+  const config = L.config.decode(cfg.lookup(u32(0))!);
+  const timeout = [...config.timeout];
   for (const [state, seconds] of Object.entries(DEFAULT_TIMEOUTS)) timeout[enumOf(obj, 'xvs_conn_state', state)] = seconds;
-  cfg.update(u32(0), L.config.encode({ timeout }));
+  cfg.update(u32(0), L.config.encode({ ...config, timeout }));
   return maps;
 }
 
@@ -238,9 +301,8 @@ export function readEnumCounters(map: BpfMap, values: Iterable<[string, number]>
 }
 
 function readEnums(obj: BpfObject): Map<string, Map<string, number>> {
-  const names = ['xvs_fwd', 'xvs_sched', 'xvs_svc_flags', 'xvs_dest_flags', 'xvs_dir', 'xvs_conn_state', 'xvs_reason'];
   return new Map(
-    names.map((n) => {
+    ENUM_NAMES.map((n) => {
       const e = obj.btfEnum(n);
       if (!e) throw new Error(`xvs: enum ${n} is not in the object's BTF`);
       return [n, new Map(e.map((v) => [v.name, v.value]))];

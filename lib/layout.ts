@@ -2,7 +2,7 @@
 // checkLayouts() compares every codec with the object's BTF, so a field moved in C fails loudly
 // at load instead of silently corrupting maps.
 
-type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'addr' | 'u32x16' | 'cstr64' | 'connKey';
+type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'addr' | 'u32x16' | 'cstr64' | 'connKey' | 'xvs_tpl_key';
 
 interface FieldSpec<K extends FieldKind = FieldKind> {
   readonly offset: number;
@@ -11,7 +11,7 @@ interface FieldSpec<K extends FieldKind = FieldKind> {
 
 type Value<K extends FieldKind> = K extends 'u64'
   ? bigint
-  : K extends 'addr' | 'connKey'
+  : K extends 'addr' | 'connKey' | 'xvs_tpl_key'
     ? Buffer
     : K extends 'u32x16'
       ? number[]
@@ -21,8 +21,9 @@ type Value<K extends FieldKind> = K extends 'u64'
 
 export type Decoded<S extends Record<string, FieldSpec>> = { [F in keyof S]: Value<S[F]['kind']> };
 
+// A nested struct (xvs_tpl_key, connKey) travels as its encoded bytes; its own codec checks its layout.
 const SIZES: Record<FieldKind, number> = {
-  u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, addr: 16, u32x16: 64, cstr64: 64, connKey: 40,
+  u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, addr: 16, u32x16: 64, cstr64: 64, connKey: 40, xvs_tpl_key: 36,
 };
 
 export class StructCodec<S extends Record<string, FieldSpec>> {
@@ -58,6 +59,7 @@ function write(buf: Buffer, { offset, kind }: FieldSpec, v: unknown): void {
     case 'u64': buf.writeBigUInt64LE(v as bigint, offset); break;
     case 'addr': (v as Buffer).copy(buf, offset, 0, 16); break;
     case 'connKey': (v as Buffer).copy(buf, offset, 0, 40); break;
+    case 'xvs_tpl_key': (v as Buffer).copy(buf, offset, 0, SIZES.xvs_tpl_key); break;
     case 'u32x16': (v as number[]).forEach((n, i) => buf.writeUInt32LE(n, offset + 4 * i)); break;
     case 'cstr64': buf.write((v as string).slice(0, 63), offset, 'utf8'); break;
   }
@@ -72,6 +74,7 @@ function read(buf: Buffer, { offset, kind }: FieldSpec): unknown {
     case 'u64': return buf.readBigUInt64LE(offset);
     case 'addr': return Buffer.from(buf.subarray(offset, offset + 16));
     case 'connKey': return Buffer.from(buf.subarray(offset, offset + 40));
+    case 'xvs_tpl_key': return Buffer.from(buf.subarray(offset, offset + SIZES.xvs_tpl_key));
     case 'u32x16': return Array.from({ length: 16 }, (_, i) => buf.readUInt32LE(offset + 4 * i));
     case 'cstr64': {
       const bytes = buf.subarray(offset, offset + 64);
@@ -87,15 +90,19 @@ export const svcKey = new StructCodec('xvs_svc_key', 24, {
   addr: f(0, 'addr'), port: f(16, 'be16'), proto: f(18, 'u8'), af: f(19, 'u8'), fwmark: f(20, 'u32'),
 });
 
-export const service = new StructCodec('xvs_service', 24, {
+export const service = new StructCodec('xvs_service', 32, {
   id: f(0, 'u32'), flags: f(4, 'u32'), sched: f(8, 'u32'), timeout: f(12, 'u32'),
-  netmask: f(16, 'u32'), schedFlags: f(20, 'u32'),
+  netmask: f(16, 'u32'), schedFlags: f(20, 'u32'), fwmark: f(24, 'u32'), port: f(28, 'be16'),
 });
 
-export const dest = new StructCodec('xvs_dest', 44, {
+export const dest = new StructCodec('xvs_dest', 52, {
   addr: f(0, 'addr'), port: f(16, 'be16'), af: f(18, 'u8'), method: f(19, 'u8'), svc: f(20, 'u32'),
   gen: f(24, 'u32'), flags: f(28, 'u32'), weight: f(32, 'u32'), uThreshold: f(36, 'u32'),
-  lThreshold: f(40, 'u32'),
+  lThreshold: f(40, 'u32'), threshGen: f(44, 'u32'), lastWeight: f(48, 'u32'),
+});
+
+export const destConns = new StructCodec('xvs_dest_conns', 16, {
+  active: f(0, 'u32'), inactive: f(4, 'u32'), persist: f(8, 'u32'), overload: f(12, 'u32'),
 });
 
 export const stats = new StructCodec('xvs_stats', 40, {
@@ -108,25 +115,49 @@ export const connKey = new StructCodec('xvs_conn_key', 40, {
   proto: f(36, 'u8'), af: f(37, 'u8'), dir: f(38, 'u8'),
 });
 
-export const conn = new StructCodec('xvs_conn', 48, {
-  lastSeen: f(0, 'u64'), svc: f(8, 'u32'), dest: f(12, 'u32'), destGen: f(16, 'u32'),
-  timeout: f(20, 'u32'), vaddr: f(24, 'addr'), vport: f(40, 'be16'), state: f(42, 'u8'),
-  method: f(43, 'u8'), flags: f(44, 'u32'),
+export const tplKey = new StructCodec('xvs_tpl_key', 36, {
+  saddr: f(0, 'addr'), daddr: f(16, 'addr'), dport: f(32, 'be16'), proto: f(34, 'u8'), af: f(35, 'u8'),
 });
 
-export const schedState = new StructCodec('xvs_sched_state', 16, {
-  cursor: f(0, 'u64'), gen: f(8, 'u32'), len: f(12, 'u32'),
+export const conn = new StructCodec('xvs_conn', 104, {
+  lastSeen: f(0, 'u64'), tplId: f(8, 'u64'), svc: f(16, 'u32'), dest: f(20, 'u32'), destGen: f(24, 'u32'),
+  timeout: f(28, 'u32'), vaddr: f(32, 'addr'), vport: f(48, 'be16'), state: f(50, 'u8'),
+  method: f(51, 'u8'), flags: f(52, 'u32'), counted: f(56, 'u32'), rport: f(60, 'be16'),
+  ctl: f(64, 'xvs_tpl_key'),
 });
 
-export const slotKey = new StructCodec('xvs_sched_slot_key', 12, {
-  svc: f(0, 'u32'), gen: f(4, 'u32'), slot: f(8, 'u32'),
+export const template = new StructCodec('xvs_template', 48, {
+  lastSeen: f(0, 'u64'), id: f(8, 'u64'), referenced: f(16, 'u64'), svc: f(24, 'u32'), dest: f(28, 'u32'),
+  destGen: f(32, 'u32'), timeout: f(36, 'u32'), counted: f(40, 'u32'),
+});
+
+export const schedState = new StructCodec('xvs_sched_state', 32, {
+  cursor: f(0, 'u64'), table: f(8, 'u32'), tableLen: f(12, 'u32'), dests: f(16, 'u32'),
+  ndests: f(20, 'u32'), start: f(24, 'u32'), atHead: f(28, 'u32'),
+});
+
+export const schedSlot = new StructCodec('xvs_sched_slot', 16, {
+  dest: f(0, 'u32'), resume: f(4, 'u32'), weight: f(8, 'u32'), threshGen: f(12, 'u32'),
+});
+
+export const lblcKey = new StructCodec('xvs_lblc_key', 20, { addr: f(0, 'addr'), svc: f(16, 'u32') });
+
+export const lblcEntry = new StructCodec('xvs_lblc_entry', 16, {
+  lastuse: f(0, 'u64'), dest: f(8, 'u32'), destGen: f(12, 'u32'),
+});
+
+export const lblcrEntry = new StructCodec('xvs_lblcr_entry', 152, {
+  lastuse: f(0, 'u64'), lastmod: f(8, 'u64'), size: f(16, 'u32'), dest: f(24, 'u32x16'),
+  destGen: f(88, 'u32x16'),
 });
 
 export const realKey = new StructCodec('xvs_real_key', 20, {
   addr: f(0, 'addr'), port: f(16, 'be16'), proto: f(18, 'u8'), af: f(19, 'u8'),
 });
 
-export const config = new StructCodec('xvs_config', 64, { timeout: f(0, 'u32x16') });
+export const markKey = new StructCodec('xvs_mark_key', 24, {
+  prefixlen: f(0, 'u32'), af: f(4, 'u8'), addr: f(5, 'addr'),
+});
 
 // Control-plane state (bpf/xvs_ctl.h): never read by the XDP program.
 export const ctl = new StructCodec('xvs_ctl', 88, {
@@ -165,11 +196,31 @@ export const decapSrcKey = new StructCodec('xvs_decap_src_key', 24, {
   prefixlen: f(0, 'u32'), af: f(4, 'u8'), addr: f(8, 'addr'),
 });
 
+export const markPrefix = new StructCodec('xvs_mark_prefix', 12, {
+  prefixlen: f(0, 'u32'), first: f(4, 'u32'), count: f(8, 'u32'),
+});
+
+export const markRule = new StructCodec('xvs_mark_rule', 12, {
+  mark: f(0, 'u32'), portLo: f(4, 'u16'), portHi: f(6, 'u16'), proto: f(8, 'u8'),
+});
+
+export const twosDraws = new StructCodec('xvs_twos_draws', 8, { r1: f(0, 'u32'), r2: f(4, 'u32') });
+
+export const sweep = new StructCodec('xvs_sweep', 32, {
+  connsEnded: f(0, 'u64'), templatesEnded: f(8, 'u64'), templatesRearmed: f(16, 'u64'),
+  repliesEnded: f(24, 'u64'),
+});
+
+export const config = new StructCodec('xvs_config', 80, {
+  timeout: f(0, 'u32x16'), flags: f(64, 'u32'), clockNs: f(72, 'u64'),
+});
+
 type AnyCodec = StructCodec<Record<string, FieldSpec>>;
 
 export const ALL_CODECS: AnyCodec[] = [
-  svcKey, service, dest, stats, connKey, conn, schedState, slotKey, realKey, config, ctl, schedCtl, ctlLock, estKey, est,
-  tunSource, tunSrcCache, fragKey, frag, vipKey,
+  svcKey, service, dest, destConns, stats, connKey, tplKey, conn, template, schedState, schedSlot,
+  lblcKey, lblcEntry, lblcrEntry, realKey, markKey, markPrefix, markRule, twosDraws, sweep, config,
+  ctl, schedCtl, ctlLock, estKey, est, tunSource, tunSrcCache, fragKey, frag, vipKey,
 ];
 
 /** The codecs of xvs_decap.bpf.o. */

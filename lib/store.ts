@@ -29,7 +29,11 @@ const SHAPES: Record<string, [number, number]> = {
   dests: [4, L.dest.size],
   conns: [L.connKey.size, L.conn.size],
   svc_sched: [4, L.schedState.size],
-  sched_slots: [L.slotKey.size, 4],
+  sched_slots: [4, L.schedSlot.size],
+  dest_conns: [4, L.destConns.size],
+  templates: [L.tplKey.size, L.template.size],
+  mark_prefixes: [L.markKey.size, L.markPrefix.size],
+  mark_rules: [4, L.markRule.size],
   nat_reals: [L.realKey.size, 4],
   svc_stats: [4, L.stats.size],
   dest_stats: [4, L.stats.size],
@@ -211,6 +215,8 @@ export interface StoredDest {
   weight: number;
   uThreshold: number;
   lThreshold: number;
+  threshGen: number;
+  lastWeight: number;
   flags: number;
 }
 
@@ -219,8 +225,9 @@ export interface StoredService {
   key: L.Decoded<typeof L.svcKey.fields>;
   value: L.Decoded<typeof L.service.fields>;
   sched: L.Decoded<typeof L.schedState.fields> | undefined;
-  /** The live generation's slots, in slot order. */
+  /** The scheduler table's slots (real servers' dests indexes) and their resume values. */
   slots: number[];
+  resume: number[];
   schedCtl: L.Decoded<typeof L.schedCtl.fields> | undefined;
   /** Newest first: gen descending, IPVS's list order. */
   dests: StoredDest[];
@@ -242,20 +249,23 @@ export function readState(dp: Dataplane): StoredState {
     list.push(toStoredDest(d));
     dests.set(d.svc, list);
   }
-  const slotsBySvc = readSlots(dp);
+  const slotMap = dp.map('sched_slots');
   const services: StoredService[] = [];
   for (const [k, v] of dp.map('services').entries()) {
     const value = L.service.decode(v);
     const schedRaw = dp.map('svc_sched').lookup(u32(value.id));
     const sched = schedRaw ? L.schedState.decode(schedRaw) : undefined;
     const ctlRaw = dp.map('ctl_sched').lookup(u32(value.id));
-    const live = sched ? slotsBySvc.get(`${value.id}/${sched.gen}`) ?? [] : [];
+    const table = Array.from({ length: sched?.tableLen ?? 0 }, (_, i) =>
+      L.schedSlot.decode(slotMap.lookup(u32(sched!.table + i))!),
+    );
     services.push({
       id: value.id,
       key: L.svcKey.decode(k),
       value,
       sched,
-      slots: live.slice(0, sched?.len ?? 0),
+      slots: table.map((s) => s.dest),
+      resume: table.map((s) => s.resume),
       schedCtl: ctlRaw ? L.schedCtl.decode(ctlRaw) : undefined,
       dests: (dests.get(value.id) ?? []).sort((a, b) => b.gen - a.gen),
     });
@@ -280,19 +290,6 @@ function readDests(dp: Dataplane, high: number): DestRecord[] {
   return out;
 }
 
-/** Every scheduler slot, grouped by "svc/gen" and ordered by slot. */
-function readSlots(dp: Dataplane): Map<string, number[]> {
-  const out = new Map<string, number[]>();
-  for (const [k, v] of dp.map('sched_slots').entries()) {
-    const key = L.slotKey.decode(k);
-    const id = `${key.svc}/${key.gen}`;
-    const list = out.get(id) ?? [];
-    list[key.slot] = v.readUInt32LE(0);
-    out.set(id, list);
-  }
-  return out;
-}
-
 function toStoredDest(d: DestRecord): StoredDest {
   const family = d.af === AF_INET6 ? 'inet6' : 'inet';
   return {
@@ -304,6 +301,8 @@ function toStoredDest(d: DestRecord): StoredDest {
     weight: d.weight,
     uThreshold: d.uThreshold,
     lThreshold: d.lThreshold,
+    threshGen: d.threshGen,
+    lastWeight: d.lastWeight,
     flags: d.flags,
   };
 }

@@ -3,28 +3,38 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RrModel } from '../lib/sched/rr.js';
 import { WrrModel, wrr } from '../lib/sched/wrr.js';
-import type { SchedChange, SchedDest } from '../lib/sched/types.js';
+import type { ModelDest, SchedChange } from '../lib/sched/types.js';
 import { buildFrame, parseFrame } from './helpers/packet.js';
 import { NET, packetLab, type PacketLab } from './helpers/lb.js';
+
+type Dest = { index: number; weight: number };
+/** What the schedulers and models see of a real server; the rest does not matter to rr and wrr. */
+const full = (d: Dest): ModelDest => ({ ...d, lastWeight: d.weight, addr: 0, port: 0, active: 0, inactive: 0, overloaded: false });
+const build = (dests: Dest[]) => wrr.table!(dests.map(full), { last: undefined, cw: 0 }, { kind: 'init' });
+function wrrModel(dests: Dest[]): { schedule(): number | undefined } {
+  const model = new WrrModel();
+  model.changed(dests.map(full), { kind: 'init' });
+  return { schedule: () => model.schedule(dests.map(full)) };
+}
 
 describe('wrr sequence', () => {
   it('weights A4 B3 C2 give A A B A B C A B C (ipvsadm man page)', () => {
     const dests = [4, 3, 2].map((weight, index) => ({ index, weight }));
-    const table = wrr.build(dests, { last: undefined, cw: 0 }, { kind: 'init' });
+    const table = build(dests);
     expect(table.slots.map((i) => 'ABC'[i]).join('')).toBe('AABABCABC');
-    const model = new WrrModel(dests);
+    const model = wrrModel(dests);
     expect(Array.from({ length: 18 }, () => 'ABC'[model.schedule()!]).join('')).toBe('AABABCABC'.repeat(2));
   });
 
   it('gcd steps: weights 100 and 50 alternate as 2:1', () => {
-    const table = wrr.build([{ index: 0, weight: 100 }, { index: 1, weight: 50 }], { last: undefined, cw: 0 }, { kind: 'init' });
+    const table = build([{ index: 0, weight: 100 }, { index: 1, weight: 50 }]);
     expect(table.slots).toEqual([0, 0, 1]);
   });
 
   it('never chooses weight 0', () => {
-    const model = new WrrModel([{ index: 0, weight: 0 }, { index: 1, weight: 2 }]);
+    const model = wrrModel([{ index: 0, weight: 0 }, { index: 1, weight: 2 }]);
     expect(Array.from({ length: 5 }, () => model.schedule())).toEqual([1, 1, 1, 1, 1]);
-    expect(new WrrModel([{ index: 0, weight: 0 }]).schedule()).toBeUndefined();
+    expect(wrrModel([{ index: 0, weight: 0 }]).schedule()).toBeUndefined();
   });
 });
 
@@ -54,12 +64,12 @@ describe.each(['rr', 'wrr'])('%s: dataplane and kernel model choose alike', (sch
     const key = { protocol: 'tcp' as const, address: '10.0.0.100', port: 80 };
     lab.lb.addService(key, { scheduler });
     // The model works on stable ids: the position of the address in REALS.
-    let list: SchedDest[] = [];
+    let list: Dest[] = [];
     const model = scheduler === 'rr' ? new RrModel() : new WrrModel();
-    const apply = (next: SchedDest[], change: SchedChange) => {
+    model.changed([], { kind: 'init' });
+    const apply = (next: Dest[], change: SchedChange) => {
       list = next;
-      if (model instanceof RrModel) model.setDests(next, change);
-      else model.setDests(next);
+      model.changed(next.map(full), change);
     };
     let sport = 10000;
     try {
@@ -83,7 +93,7 @@ describe.each(['rr', 'wrr'])('%s: dataplane and kernel model choose alike', (sch
           lab.lb.editRealServer(key, { address: REALS[target.index]! }, { weight });
           apply(list.map((d) => (d === target ? { ...d, weight } : d)), { kind: 'update', index: target.index });
         } else {
-          const expected = model.schedule();
+          const expected = model.schedule(list.map(full));
           const frame = buildFrame({ ip: { src: '10.2.0.5', dst: key.address }, tcp: { sport: sport++, dport: 80, flags: 'S' } });
           const { verdict, out } = lab.run(frame);
           const chosen = verdict === 'pass' ? undefined : REALS.indexOf(MAC_TO_REAL[parseFrame(out).dstMac]!);

@@ -254,11 +254,6 @@ describe('mistakes: ipvsadm exit codes and messages, and nothing changes', () =>
   it('refuses what the dataplane cannot do yet, clearly, and changes nothing', async () => {
     const before = await x('-S', '-n');
     for (const [args, message] of [
-      [['-A', '-t', `${VIP}:81`], 'the wlc scheduler is not supported yet (xvs has rr, wrr)'],
-      [['-A', '-t', `${VIP}:81`, '-s', 'rr', '-p', '600'], 'persistent services (-p) are not supported yet'],
-      [['-A', '-u', `${VIP}:54`, '-s', 'rr', '-o'], 'one-packet scheduling (-o) is not supported yet'],
-      [['-A', '-f', '7', '-s', 'rr'], 'firewall-mark services (-f) are not supported yet'],
-      [['-a', '-t', `${VIP}:80`, '-r', '10.1.0.13', '-x', '10'], 'connection thresholds (-x, -y) are not supported yet'],
       [['-A', '--sctp-service', `${VIP}:80`, '-s', 'rr'], 'SCTP services (--sctp-service) are not supported'],
     ] as const) {
       expect(await x(...args)).toEqual({ status: 255, stdout: '', stderr: `${message}\n` });
@@ -266,8 +261,39 @@ describe('mistakes: ipvsadm exit codes and messages, and nothing changes', () =>
     expect(await x('-S', '-n')).toEqual(before);
   });
 
+  it('takes every scheduler, persistence, one-packet, firewall marks, thresholds and -b, and reads them back', async () => {
+    const before = await x('-S', '-n');
+    const made = [
+      ['-A', '-t', `${VIP}:81`],
+      ['-A', '-t', `${VIP}:82`, '-s', 'rr', '-p', '600', '-M', '255.255.255.0'],
+      ['-A', '-u', `${VIP}:54`, '-s', 'sh', '-b', 'sh-port', '-o'],
+      ['-A', '-f', '7', '-s', 'lblcr', '-p'],
+      ['-a', '-f', '7', '-r', '10.1.0.13', '-x', '10', '-y', '5'],
+      ['-A', '-t', `${VIP}:83`, '-s', 'mh', '-b', 'mh-fallback,mh-port'],
+    ];
+    for (const args of made) expect(await x(...args), args.join(' ')).toEqual(ok());
+    const saved = (await x('-S', '-n')).stdout;
+    for (const line of [
+      '-A -t 10.0.0.100:81 -s wlc\n',
+      '-A -t 10.0.0.100:82 -s rr -p 600 -M 255.255.255.0\n',
+      '-A -u 10.0.0.100:54 -s sh -o -b sh-port\n',
+      '-A -f 7 -s lblcr -p 360\n',
+      '-a -f 7 -r 10.1.0.13:0 -g -w 1\n',
+      '-A -t 10.0.0.100:83 -s mh -b mh-fallback,mh-port\n',
+    ]) {
+      expect(saved).toContain(line);
+    }
+    // Read back by another process from the pinned maps: thresholds too.
+    expect((await x('-L', '-n', '--thresholds', '-f', '7')).stdout).toMatch(/-> 10\.1\.0\.13:0 +10 +5 /);
+    for (const args of [['-D', '-t', `${VIP}:81`], ['-D', '-t', `${VIP}:82`], ['-D', '-u', `${VIP}:54`], ['-D', '-f', '7'], ['-D', '-t', `${VIP}:83`]]) {
+      expect(await x(...args)).toEqual(ok());
+    }
+    expect(await x('-S', '-n')).toEqual(before);
+  });
+
   it('-E replaces the whole service, as ipvsadm sends it: no -s means wlc', async () => {
-    expect((await x('-E', '-t', `${VIP}:80`)).stderr).toBe('the wlc scheduler is not supported yet (xvs has rr, wrr)\n');
+    expect(await x('-E', '-t', `${VIP}:80`)).toEqual(ok());
+    expect((await x('-L', '-n', '-t', `${VIP}:80`)).stdout).toContain('TCP  10.0.0.100:80 wlc\n');
     expect(await x('-E', '-t', `${VIP}:80`, '-s', 'wrr')).toEqual(ok());
     expect((await x('-L', '-n', '-t', `${VIP}:80`)).stdout).toContain('TCP  10.0.0.100:80 wrr\n');
   });

@@ -11,9 +11,9 @@ function table(services: ServiceInfo[]): string {
   const rows = ['Prot LocalAddress:Port Scheduler   Conns   InPkts  OutPkts  InBytes OutBytes'];
   for (const s of services) {
     const st = s.stats;
-    if (!('protocol' in s.key)) continue;
-    const { protocol, address, port } = s.key;
-    rows.push(`${protocol.toUpperCase().padEnd(4)} ${`${address}:${port}`.padEnd(21)} ${s.scheduler.padEnd(9)} ` +
+    const k = s.key;
+    const where = 'fwmark' in k ? ['FWM', String(k.fwmark)] : [k.protocol.toUpperCase(), `${k.address}:${k.port}`];
+    rows.push(`${where[0]!.padEnd(4)} ${where[1]!.padEnd(21)} ${s.scheduler.padEnd(9)} ` +
       [st.conns, st.inpkts, st.outpkts, st.inbytes, st.outbytes].map((n) => String(n).padStart(8)).join(' '));
     for (const r of s.realServers) {
       const rs = r.stats;

@@ -1,12 +1,23 @@
-// The schedulers xvs knows, by their ipvsadm names.
+// The schedulers xvs knows, by their ipvsadm names. Each is bpf/sched_<name>.h (its choice per
+// packet) and lib/sched/<name>.ts (its table, if any, and its reference model).
+import { dh } from './dh.js';
+import { fo } from './fo.js';
+import { lblc } from './lblc.js';
+import { lblcr } from './lblcr.js';
+import { lc } from './lc.js';
+import { mh } from './mh.js';
+import { nq } from './nq.js';
+import { ovf } from './ovf.js';
 import { rr } from './rr.js';
+import { sed } from './sed.js';
+import { sh } from './sh.js';
+import { twos } from './twos.js';
+import { wlc } from './wlc.js';
 import { wrr } from './wrr.js';
-import type { TableScheduler } from './types.js';
+import type { Scheduler } from './types.js';
 
-export const SCHEDULERS: Record<string, TableScheduler> = { rr, wrr };
+export const SCHEDULERS: Record<string, Scheduler> = Object.fromEntries(
+  [rr, wrr, lc, wlc, sed, nq, lblc, lblcr, dh, sh, mh, fo, ovf, twos].map((s) => [s.name, s]),
+);
 
-/** The dataplane enum name of each scheduler (enum xvs_sched). */
-export const SCHED_ENUM: Record<string, string> = { rr: 'XVS_SCHED_RR', wrr: 'XVS_SCHED_WRR' };
-
-export type { SchedChange, SchedDest, SchedPosition, SchedTable, TableScheduler } from './types.js';
-
+export * from './types.js';

@@ -1,15 +1,19 @@
 // Weighted round-robin (ip_vs_wrr.c). di = gcd of the weights > 0, mw = max weight - (di - 1);
 // passes with cw = mw, mw - di, ... down to 1 each take, in list order, the servers with
 // weight >= cw. Any change of the list restarts at the list head with cw kept (rounded to the new
-// step) unless it exceeds the new mw. The dataplane walks one period of that sequence.
-import type { SchedChange, SchedDest, SchedPosition, SchedTable, TableScheduler } from './types.js';
+// step) unless it exceeds the new mw. The dataplane walks one period of that sequence. A scan that
+// finds nothing stays put when it started in the last pass, else it ends at the list head.
+import {
+  RESUME_HEAD, RESUME_STAY, type ModelDest, type ModelPacket, type SchedChange, type SchedDest,
+  type SchedModel, type SchedPosition, type SchedTable, type Scheduler,
+} from './types.js';
 
 function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];
   return a;
 }
 
-export function wrrParams(dests: readonly SchedDest[]): { di: number; mw: number } {
+export function wrrParams(dests: readonly { weight: number }[]): { di: number; mw: number } {
   const g = dests.reduce((acc, d) => (d.weight > 0 ? (acc ? gcd(d.weight, acc) : d.weight) : acc), 0);
   const di = g || 1;
   const max = dests.reduce((m, d) => Math.max(m, d.weight), 0);
@@ -23,48 +27,44 @@ export function wrrChangedCw(cw: number, di: number, mw: number): number {
   return cw;
 }
 
-export const wrr: TableScheduler = {
-  name: 'wrr',
-  build(dests: readonly SchedDest[], pos: SchedPosition, change: SchedChange): SchedTable {
-    const { di, mw } = wrrParams(dests);
-    const slots: number[] = [];
-    const cws: number[] = [];
-    const cw = change.kind === 'init' ? mw : wrrChangedCw(pos.cw, di, mw);
-    let start = 0;
-    for (let round = mw; round > 0; round -= di) {
-      if (round === cw) start = slots.length;
-      for (const d of dests) {
-        if (d.weight >= round) {
-          slots.push(d.index);
-          cws.push(round);
-        }
+function table(dests: readonly SchedDest[], pos: SchedPosition, change: SchedChange): SchedTable {
+  const { di, mw } = wrrParams(dests);
+  const slots: number[] = [];
+  const cws: number[] = [];
+  const resume: number[] = [];
+  const cw = change.kind === 'init' ? mw : wrrChangedCw(pos.cw, di, mw);
+  let start = 0;
+  for (let round = mw; round > 0; round -= di) {
+    if (round === cw) start = slots.length;
+    for (const d of dests) {
+      if (d.weight >= round) {
+        slots.push(d.index);
+        cws.push(round);
+        resume.push(round <= di ? RESUME_STAY : RESUME_HEAD);
       }
     }
-    return { slots, cws, start, position: { last: undefined, cw } };
-  },
-};
+  }
+  return { slots, cws, resume, start, position: { last: undefined, cw } };
+}
 
-/** The kernel's wrr, step by step, for differential tests. */
-export class WrrModel {
+/** The kernel's wrr, step by step. */
+export class WrrModel implements SchedModel {
   private cl = -1; // position in the list of the current server; -1 = head
   private cw = 0;
   private di = 1;
   private mw = 0;
+  private dests: readonly { index: number; weight: number }[] = [];
 
-  constructor(private dests: SchedDest[] = []) {
-    this.setDests(dests);
-    this.cw = this.mw;
-  }
-
-  setDests(next: SchedDest[]): void {
-    this.dests = next;
+  changed(next: readonly ModelDest[], change: SchedChange): void {
+    this.dests = next.map((d) => ({ index: d.index, weight: d.weight }));
     this.cl = -1;
     ({ di: this.di, mw: this.mw } = wrrParams(next));
-    this.cw = wrrChangedCw(this.cw, this.di, this.mw);
+    this.cw = change.kind === 'init' ? this.mw : wrrChangedCw(this.cw, this.di, this.mw);
   }
 
-  schedule(overloaded: (index: number) => boolean = () => false): number | undefined {
+  schedule(current: readonly ModelDest[], _pkt?: ModelPacket): number | undefined {
     if (this.mw === 0) return undefined;
+    const overloaded = new Set(current.filter((d) => d.overloaded).map((d) => d.index));
     const n = this.dests.length;
     const last = this.cl;
     let pos = this.cl;
@@ -74,7 +74,7 @@ export class WrrModel {
     for (;;) {
       for (pos = pos + 1; pos < n; pos++) {
         const d = this.dests[pos]!;
-        if (!overloaded(d.index) && d.weight >= this.cw) {
+        if (!overloaded.has(d.index) && d.weight >= this.cw) {
           this.cl = pos;
           return d.index;
         }
@@ -98,3 +98,5 @@ export class WrrModel {
     }
   }
 }
+
+export const wrr: Scheduler = { name: 'wrr', enumName: 'XVS_SCHED_WRR', table, model: () => new WrrModel() };

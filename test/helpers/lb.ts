@@ -75,7 +75,13 @@ export interface PacketLab {
   destroy(): Promise<void>;
 }
 
-export async function packetLab(opts: Partial<BalancerOptions> = {}): Promise<PacketLab> {
+export interface PacketLabOptions extends Partial<BalancerOptions> {
+  /** More permanent neighbours (address -> MAC) on the reals' segment, 10.1.0.0/24. */
+  reals?: Record<string, string>;
+}
+
+export async function packetLab(opts: PacketLabOptions = {}): Promise<PacketLab> {
+  const { reals: moreReals, ...balancerOpts } = opts;
   const topology = new Topology();
   try {
     const ns = await topology.addNamespace('pkt');
@@ -87,13 +93,13 @@ export async function packetLab(opts: Partial<BalancerOptions> = {}): Promise<Pa
       a: { name: 'clients', ipv4: `${NET.lbClients}/24`, ipv6: `${NET.lbClients6}/64` },
     });
     await ns.enableForwarding();
-    for (const [addr, mac] of Object.entries(NET.neighbours)) {
+    for (const [addr, mac] of Object.entries({ ...NET.neighbours, ...moreReals })) {
       const dev = addr.startsWith('10.1.') || addr.startsWith('fd00:1:') ? 'reals' : 'clients';
       await ns.ip(['neigh', 'replace', addr, 'lladdr', mac, 'dev', dev, 'nud', 'permanent']);
     }
     await ns.route(NET.remote, { via: '10.1.0.50' });
     await ns.route(NET.remote6, { via: 'fd00:1::50' });
-    const lb = Balancer.open({ netns: ns.name, maxConnections: 4096, ...opts });
+    const lb = Balancer.open({ netns: ns.name, maxConnections: 4096, maxTemplates: 4096, ...balancerOpts });
     const program = lb.dataplane.program;
     const run = (frame: Buffer, ingress: 'reals' | 'clients' = 'clients') => {
       const ctx = Buffer.alloc(24);

@@ -359,6 +359,51 @@ describe('state lives in the pinned maps, not in a process', () => {
   });
 });
 
+describe('--add-mark-rule, --del-mark-rule, --list-mark-rules: the marks of firewall-mark services', () => {
+  it('adds, lists and deletes rules across separate processes; the dataplane marks by them', async () => {
+    expect(await x('-C')).toEqual(ok());
+    ensureBuilt();
+    const bin = (...args: string[]) => spawnXvsadm(pinPath, args, { XVS_NO_XVSD: '1' });
+    for (const rule of ['10.0.0.0/8=3', '10.0.0.100,tcp,90=7', '10.0.0.0/24,udp,53-60=9', 'fd00::/64,tcp,80-89=11']) {
+      expect(await bin('--add-mark-rule', rule), rule).toEqual(ok());
+    }
+    // Another process reads them back from the pinned maps: IPv4 first, longest prefix first.
+    const listed = '10.0.0.100/32,tcp,90=7\n10.0.0.0/24,udp,53-60=9\n10.0.0.0/8=3\nfd00::/64,tcp,80-89=11\n';
+    expect(await x('--list-mark-rules')).toEqual(ok(listed));
+    expect(await bin('--list-mark-rules')).toEqual(ok(listed));
+
+    // A packet to 10.0.0.100:90 gets mark 7 and so goes to the -f 7 service.
+    expect(await x('-A', '-f', '7', '-s', 'rr')).toEqual(ok());
+    expect(await x('-a', '-f', '7', '-r', '10.1.0.12', '-g')).toEqual(ok());
+    expect(parseFrame(lab.run(tcp(33000, 90, 'S')).out).dstMac).toBe('02:00:00:00:01:12');
+
+    expect(await bin('--del-mark-rule', '10.0.0.100/32,tcp,90=7')).toEqual(ok());
+    expect(await x('--del-mark-rule', 'fd00::/64,tcp,80-89=11')).toEqual(ok());
+    expect(await bin('--list-mark-rules')).toEqual(ok('10.0.0.0/24,udp,53-60=9\n10.0.0.0/8=3\n'));
+    expect(await x('--del-mark-rule', '10.0.0.0/24,udp,53-60=9')).toEqual(ok());
+    expect(await x('--del-mark-rule', '10.0.0.0/8=3')).toEqual(ok());
+    expect(await x('--list-mark-rules')).toEqual(ok());
+    expect(await x('-C')).toEqual(ok());
+  });
+
+  it('refuses a malformed rule (status 2), a duplicate or unknown one (status 255), and changes nothing', async () => {
+    expect(await x('--add-mark-rule', '10.0.0.0/24,tcp,80=5')).toEqual(ok());
+    const before = await x('--list-mark-rules');
+    expect(await x('--add-mark-rule', '10.0.0.0/24,sctp=5')).toEqual({
+      status: 2,
+      stdout: '',
+      stderr: 'illegal mark rule 10.0.0.0/24,sctp=5: sctp is not tcp, udp, a port or a port range LO-HI (syntax: prefix[,tcp|udp][,port|lo-hi]=mark)\n',
+    });
+    expect((await x('--add-mark-rule', '10.0.0.0/33=5')).status).toBe(2);
+    expect((await x('--add-mark-rule', '10.0.0.0/24,tcp,80')).status).toBe(2);
+    expect(await x('--add-mark-rule', '10.0.0.0/24,tcp,80=5')).toEqual({ status: 255, stdout: '', stderr: 'Mark rule already exists\n' });
+    expect(await x('--del-mark-rule', '10.0.0.0/24,tcp,81=5')).toEqual({ status: 255, stdout: '', stderr: 'No such mark rule\n' });
+    expect((await x('--list-mark-rules', '-n')).status).toBe(2);
+    expect(await x('--list-mark-rules')).toEqual(before);
+    expect(await x('--del-mark-rule', '10.0.0.0/24,tcp,80=5')).toEqual(ok());
+  });
+});
+
 describe('scripts as keepalived users keep them, run unchanged', () => {
   it('replays an ipvsadm shell script against the xvsadm bin and lists the result', async () => {
     ensureBuilt();

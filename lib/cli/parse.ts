@@ -1,7 +1,8 @@
 // ipvsadm's command line (parse_options and the checks of process_options in ipvsadm.c), option
 // for option, with its messages and exit codes: a mistake throws CliExit before anything changes.
 import { isIPv6 } from 'node:net';
-import { addressBytes, formatAddress } from '../address.js';
+import { ADDRESS_BITS, addressBytes, familyOf, formatAddress } from '../address.js';
+import type { MarkRule } from '../mark.js';
 import { hostToAddress, inetAton, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, serviceToPort, strIsDigit, stringToNumber } from './names.js';
 import { Popt, type OptionDef } from './popt.js';
 import {
@@ -26,7 +27,7 @@ export class CliExit extends Error {
 /** fail(): the message and a newline on stderr, exit status 2. */
 export const fail = (message: string) => new CliExit(2, `${message}\n`);
 
-export type ExtCmd = 'attach' | 'detach' | 'teardown';
+export type ExtCmd = 'attach' | 'detach' | 'teardown' | 'addmarkrule' | 'delmarkrule' | 'listmarkrules';
 
 export type Method = 'dr' | 'nat' | 'tun';
 
@@ -71,6 +72,8 @@ export interface Command {
   ifname: string;
   xdpMode: 'native' | 'generic';
   netns: string | undefined;
+  /** --add-mark-rule / --del-mark-rule. */
+  markRule: MarkRule | undefined;
 }
 
 const TABLE: OptionDef[] = [
@@ -100,16 +103,23 @@ const TABLE: OptionDef[] = [
   // xvs extensions
   ['attach', undefined, 'required', 'attach'], ['detach', undefined, 'required', 'detach'],
   ['teardown', undefined, 'none', 'teardown'], ['xdp-mode', undefined, 'required', 'xdp-mode'],
-  ['netns', undefined, 'required', 'netns'],
+  ['netns', undefined, 'required', 'netns'], ['add-mark-rule', undefined, 'required', 'add-mark-rule'],
+  ['del-mark-rule', undefined, 'required', 'del-mark-rule'], ['list-mark-rules', undefined, 'none', 'list-mark-rules'],
 ].map(([long, short, arg, tag]) => ({ long, short, arg, tag }) as OptionDef);
 
 const COMMAND_TAGS: Record<string, Cmd | ExtCmd> = {
   A: 'add', E: 'edit', D: 'del', a: 'adddest', e: 'editdest', d: 'deldest', C: 'flush', L: 'list', Z: 'zero',
   set: 'timeout', R: 'restore', S: 'save', 'start-daemon': 'startdaemon', 'stop-daemon': 'stopdaemon',
-  attach: 'attach', detach: 'detach', teardown: 'teardown',
+  attach: 'attach', detach: 'detach', teardown: 'teardown', 'add-mark-rule': 'addmarkrule',
+  'del-mark-rule': 'delmarkrule', 'list-mark-rules': 'listmarkrules',
 };
 
-const EXT_NAMES: Record<ExtCmd, string> = { attach: 'attach', detach: 'detach', teardown: 'teardown' };
+const EXT_NAMES: Record<ExtCmd, string> = {
+  attach: 'attach', detach: 'detach', teardown: 'teardown', addmarkrule: 'add-mark-rule',
+  delmarkrule: 'del-mark-rule', listmarkrules: 'list-mark-rules',
+};
+
+const isExtCmd = (cmd: Cmd | ExtCmd): cmd is ExtCmd => cmd in EXT_NAMES;
 
 const SERVICE_ADDR = 1;
 const SERVICE_PORT = 2;
@@ -146,6 +156,7 @@ function newCommand(): Command {
     ifname: '',
     xdpMode: 'native',
     netns: undefined,
+    markRule: undefined,
   };
 }
 
@@ -220,6 +231,44 @@ function parseSchedFlags(scheduler: string, arg: string): string[] {
   }
   if (sched === 'sh' || sched === 'mh') return [...schedFlagNames(sched, bits), ...(bits & 4 ? ['flag-3'] : [])];
   return schedFlagNames(sched, bits);
+}
+
+/**
+ * A mark rule as --add-mark-rule/--del-mark-rule take it and --list-mark-rules prints it:
+ * PREFIX[,tcp|udp][,PORT|LO-HI]=MARK (numeric addresses; a plain address is a /32 or /128).
+ */
+export function parseMarkRule(text: string): MarkRule {
+  const bad = (why: string) => fail(xvs.illegalMarkRule(text, why));
+  const eq = text.lastIndexOf('=');
+  if (eq < 0) throw bad('no =MARK');
+  const markText = text.slice(eq + 1);
+  const mark = /^\d+$/.test(markText) ? stringToNumber(markText, 1, 0xffffffff) : undefined;
+  if (mark === undefined) throw bad(`firewall mark ${markText || '(none)'} is not 1..4294967295`);
+  const [destination = '', ...fields] = text.slice(0, eq).split(',');
+  const [address = '', lenText, ...more] = destination.split('/');
+  const family = familyOf(address);
+  if (!family || more.length) throw bad(`${destination || '(none)'} is not a numeric address or prefix`);
+  if (lenText !== undefined && (!/^\d+$/.test(lenText) || Number(lenText) > ADDRESS_BITS[family])) {
+    throw bad(`prefix length /${lenText} is not 0..${ADDRESS_BITS[family]}`);
+  }
+  const rule: MarkRule = { destination, mark };
+  if (fields[0] === 'tcp' || fields[0] === 'udp') rule.protocol = fields.shift() as 'tcp' | 'udp';
+  if (fields.length) {
+    const portText = fields.shift()!;
+    const m = /^(\d+)(?:-(\d+))?$/.exec(portText);
+    const [lo, hi] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [NaN, NaN];
+    if (!(lo <= hi && hi <= 65535)) throw bad(`${portText} is not tcp, udp, a port or a port range LO-HI`);
+    rule.ports = lo === hi ? lo : [lo, hi];
+  }
+  if (fields.length) throw bad(`unexpected ,${fields.join(',')}`);
+  return rule;
+}
+
+/** A mark rule in the syntax parseMarkRule reads; all ports (0-65535) are left out. */
+export function formatMarkRule(rule: MarkRule): string {
+  const [lo, hi] = rule.ports === undefined ? [0, 65535] : typeof rule.ports === 'number' ? [rule.ports, rule.ports] : rule.ports;
+  const ports = lo === 0 && hi === 65535 ? '' : lo === hi ? `,${lo}` : `,${lo}-${hi}`;
+  return `${rule.destination}${rule.protocol ? `,${rule.protocol}` : ''}${ports}=${rule.mark}`;
 }
 
 function isMulticast4(a: string): boolean {
@@ -426,7 +475,7 @@ class Parser {
   /** generic_opt_check and the checks process_options makes before acting. */
   check(): void {
     const { ce } = this;
-    if (ce.cmd === 'attach' || ce.cmd === 'detach' || ce.cmd === 'teardown') return this.checkExtension(ce.cmd);
+    if (isExtCmd(ce.cmd)) return this.checkExtension(ce.cmd);
     const name = CMD_NAMES[ce.cmd];
     for (const ext of this.extOptions) throw fail(xvs.extensionOption(ext, name));
     checkRules(COMMANDS_V_OPTIONS[ce.cmd], OPT_NAMES, ce.options, {
@@ -518,6 +567,7 @@ export async function parseCommand(argv: readonly string[], program: string): Pr
     p.ce.daemonState = first.arg;
   }
   if (cmd === 'attach' || cmd === 'detach') p.ce.ifname = first.arg!;
+  if (cmd === 'addmarkrule' || cmd === 'delmarkrule') p.ce.markRule = parseMarkRule(first.arg!);
   for (;;) {
     const r = popt.nextOption();
     if (r.kind === 'end') break;

@@ -1,14 +1,14 @@
 // xvsadm's command runner: parses a command line (or, for -R, every line of stdin), opens the
 // pinned balancer, executes the commands in one transaction (one lock, one batch of map writes)
 // and prints what ipvsadm prints, returning ipvsadm's exit status.
-import { addressBytes } from '../address.js';
-import { Balancer, type ServiceInfo, type ServiceKey, type ServiceOptions } from '../balancer.js';
+import { addressBytes, familyOf } from '../address.js';
+import { Balancer, type MarkRule, type ServiceInfo, type ServiceKey, type ServiceOptions } from '../balancer.js';
 import { runningDaemon, startDaemon, stopDaemon } from '../daemon.js';
 import { errors, XvsError } from '../errors.js';
 import { DEFAULT_PIN_PATH, hasPins } from '../store.js';
 import { formatConnections, formatServices } from './format.js';
 import { IPPROTO_SCTP, IPPROTO_UDP } from './names.js';
-import { AF_INET6, CliExit, type Command, fail, parseCommand } from './parse.js';
+import { AF_INET6, CliExit, type Command, fail, formatMarkRule, parseCommand } from './parse.js';
 import { type Cmd, strerror, timeoutLine, tryHelp, xvs } from './texts.js';
 
 export interface Io {
@@ -24,9 +24,9 @@ export type Env = Record<string, string | undefined>;
 type Output = { stream: 'stdout' | 'stderr'; text: string | Promise<string> };
 
 /** xvs's own commands: their errors keep xvs's words, ipvs_strerror has none for them. */
-const EXTENSIONS = new Set<Command['cmd']>(['attach', 'detach', 'teardown']);
+const EXTENSIONS = new Set<Command['cmd']>(['attach', 'detach', 'teardown', 'addmarkrule', 'delmarkrule', 'listmarkrules']);
 
-const MUTATING = new Set<Command['cmd']>(['add', 'edit', 'del', 'flush', 'adddest', 'editdest', 'deldest', 'timeout', 'zero', 'attach', 'detach']);
+const MUTATING = new Set<Command['cmd']>(['add', 'edit', 'del', 'flush', 'adddest', 'editdest', 'deldest', 'timeout', 'zero', 'attach', 'detach', 'addmarkrule', 'delmarkrule']);
 
 /** --pin-path DIR / --pin-path=DIR, allowed anywhere before "--"; taken out before ipvsadm's parsing. */
 function takePinPath(argv: readonly string[], env: Env): { pinPath: string; rest: string[] } {
@@ -76,6 +76,19 @@ function sameService(info: ServiceInfo, key: ServiceKey): boolean {
     return 'fwmark' in k && 'fwmark' in key && k.fwmark === key.fwmark && (k.family ?? 'inet') === (key.family ?? 'inet');
   }
   return k.protocol === key.protocol && k.port === key.port && addressBytes(k.address).equals(addressBytes(key.address));
+}
+
+/** --list-mark-rules: one rule per line as --add-mark-rule takes it, in the order the classifier
+ * tries them: IPv4 first, longest prefix first, then by address; a prefix's rules in their order. */
+function listMarkRules(rules: MarkRule[]): string {
+  const split = (r: MarkRule) => {
+    const [address = '', len = ''] = r.destination.split('/');
+    return { family: familyOf(address) === 'inet6' ? 1 : 0, len: Number(len), bytes: addressBytes(address) };
+  };
+  const sorted = rules
+    .map((r, i) => ({ r, i, ...split(r) }))
+    .sort((a, b) => a.family - b.family || b.len - a.len || Buffer.compare(a.bytes, b.bytes) || a.i - b.i);
+  return sorted.map(({ r }) => `${formatMarkRule(r)}\n`).join('');
 }
 
 class Runner {
@@ -137,6 +150,13 @@ class Runner {
         return this.op(c, () => b.detach(c.ifname));
       case 'teardown':
         throw new CliExit(255, tryHelp(program));
+      case 'addmarkrule':
+        return this.op(c, () => b.addMarkRule(c.markRule!));
+      case 'delmarkrule':
+        return this.op(c, () => b.deleteMarkRule(c.markRule!));
+      case 'listmarkrules':
+        this.print(listMarkRules(b.markRules()));
+        return 0;
     }
   }
 

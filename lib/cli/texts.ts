@@ -120,9 +120,15 @@ export function usage(p: string): string {
     `  ${p} --attach interface [--xdp-mode native|generic] [--netns name]\n` +
     `  ${p} --detach interface\n` +
     `  ${p} --teardown\n` +
+    `  ${p} --add-mark-rule|--del-mark-rule prefix[,tcp|udp][,port|lo-hi]=mark\n` +
+    `  ${p} --list-mark-rules\n` +
     '  --attach       interface            attach the dataplane (XDP) to an interface; starts xvsd\n' +
     '  --detach       interface            detach the dataplane from an interface\n' +
     '  --teardown                          detach everywhere, stop xvsd, remove every pin\n' +
+    '  --add-mark-rule rule                add a firewall-mark rule: packets to the prefix (protocol,\n' +
+    '                                      destination ports) get the mark, for -f services\n' +
+    '  --del-mark-rule rule                delete a firewall-mark rule\n' +
+    '  --list-mark-rules                   list the firewall-mark rules, longest prefix first\n' +
     '  --xdp-mode     native|generic       XDP attach mode (default native)\n' +
     '  --netns        name                 network namespace of the interfaces (/run/netns/name)\n' +
     '  --pin-path     directory            bpffs directory of the balancer (default /sys/fs/bpf/xvs,\n' +
@@ -299,4 +305,6 @@ export const xvs = {
   illegalXdpMode: 'illegal xdp-mode specified (native or generic)',
   extensionOption: (o: string, c: string) => `Illegal '${o}' option with the '${c}' command`,
   notAttached: (ifname: string) => `xvs is not attached to ${ifname}`,
+  illegalMarkRule: (text: string, why: string) =>
+    `illegal mark rule ${text}: ${why} (syntax: prefix[,tcp|udp][,port|lo-hi]=mark)`,
 };

@@ -71,23 +71,25 @@ static __noinline struct xvs_service *find_service(const struct xvs_pkt *p,
 	return bpf_map_lookup_elem(&services, &sk);
 }
 
-/* The real server for a new connection of a persistent service, through the client's template
- * (kept under *k, or created there). */
-static __noinline __s64 persist_schedule(const struct xvs_pkt *p, const struct xvs_service *svc,
-					 __u64 now, struct xvs_tpl_key *k)
+/* A persistent service's new connection: the real server of the client's template (kept
+ * under *k), or -1 when it has none. */
+static __noinline __s64 persist_lookup(const struct xvs_pkt *p, const struct xvs_service *svc,
+				       __u64 now, struct xvs_tpl_key *k)
 {
 	tpl_key_of(k, p, svc);
 	struct xvs_template *t = template_use(k, now);
-	if (t)
-		return t->dest;
-	__s64 pick = schedule(p, svc, now);
-	if (pick < 0)
-		return -1;
-	__u32 di = pick;
+	return t ? (__s64)t->dest : -1;
+}
+
+/* The client's new template under *k, sending it to `di`; -1 if it cannot be stored. */
+static __noinline __s64 persist_create(const struct xvs_tpl_key *k, const struct xvs_service *svc,
+				       __u32 di, __u64 now)
+{
 	struct xvs_dest *d = bpf_map_lookup_elem(&dests, &di);
+
 	if (!d || !template_new(k, svc, di, d, now))
 		return -1;
-	return pick;
+	return di;
 }
 
 /* A packet that may start a connection of `svc`, scheduled to `di`: store and count the
@@ -150,10 +152,15 @@ static __always_inline int conn_new(struct xdp_md *ctx, struct xvs_pkt *p,
 	struct xvs_tpl_key tk;
 	__s64 pick;
 
-	if (svc->flags & XVS_SVC_F_PERSISTENT)
-		pick = persist_schedule(p, svc, now, &tk);
-	else
+	int persistent = svc->flags & XVS_SVC_F_PERSISTENT;
+
+	/* ip_vs_sched_persist: the template decides, else the scheduler and a new template. */
+	pick = persistent ? persist_lookup(p, svc, now, &tk) : -1;
+	if (pick < 0) {
 		pick = schedule(p, svc, now);
+		if (pick >= 0 && persistent)
+			pick = persist_create(&tk, svc, pick, now);
+	}
 	if (pick < 0)
 		return pass(XVS_R_PASS_NO_DEST);
 	return conn_start(ctx, p, svc, pick, &tk);

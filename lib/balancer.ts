@@ -205,7 +205,14 @@ export class Balancer {
     this.slots = new RangeAllocator(this.dp.map('sched_slots').maxEntries);
     this.marks = new MarkClassifier(this.dp);
     if (opts.sweepIntervalMs) {
-      this.sweepTimer = setInterval(() => this.expire(), opts.sweepIntervalMs);
+      // A failed sweep is reported, not thrown from a timer: the next one may well succeed.
+      this.sweepTimer = setInterval(() => {
+        try {
+          this.expire();
+        } catch (e) {
+          process.emitWarning(e instanceof Error ? e : String(e), 'XvsSweepWarning');
+        }
+      }, opts.sweepIntervalMs);
       this.sweepTimer.unref();
     }
   }

@@ -9,22 +9,27 @@
 
 struct wlc_scan {
 	struct sched_walk walk;
-	__s32 loh;
+	__s64 loh;
 	__s32 lw;
 	__s64 least;
 };
 
-static __always_inline int wlc_visit(struct wlc_scan *s, const struct sched_dest *v)
+/* The weighted least-load step of wlc and sed, for a server of overhead `doh`. */
+static __always_inline int weighted_least(struct wlc_scan *s, const struct sched_dest *v, __s64 doh)
 {
 	if (v->overloaded)
 		return 0;
-	__s32 doh = conn_overhead(v);
-	if (s->least < 0 ? v->weight > 0 : (__s64)s->loh * v->weight > (__s64)doh * s->lw) {
+	if (s->least < 0 ? v->weight > 0 : s->loh * v->weight > doh * s->lw) {
 		s->least = v->index;
 		s->loh = doh;
 		s->lw = v->weight;
 	}
 	return 0;
+}
+
+static __always_inline int wlc_visit(struct wlc_scan *s, const struct sched_dest *v)
+{
+	return weighted_least(s, v, conn_overhead(v));
 }
 
 SCHED_WALKER(wlc, struct wlc_scan, wlc_visit, SCHED_CHUNK)

@@ -220,7 +220,14 @@ export class Balancer {
     this.marks = new MarkClassifier(this.dp);
     this.writeTunnelSource(opts.tunnelSource ?? {}, tunnelValues);
     if (opts.sweepIntervalMs) {
-      this.sweepTimer = setInterval(() => this.expireConnections(), opts.sweepIntervalMs);
+      // A failed sweep is reported, not thrown from a timer: the next one may well succeed.
+      this.sweepTimer = setInterval(() => {
+        try {
+          this.expireConnections();
+        } catch (e) {
+          process.emitWarning(e instanceof Error ? e : String(e), 'XvsSweepWarning');
+        }
+      }, opts.sweepIntervalMs);
       this.sweepTimer.unref();
     }
   }

@@ -2,18 +2,13 @@
 // order, weights ignored; a connection goes to the bucket of hash_32 of its destination address,
 // and nowhere when that server is quiesced (weight 0) or overloaded.
 import { hash32 } from './hash.js';
-import { NO_DEST, type ModelDest, type ModelPacket, type SchedDest, type SchedTable, type Scheduler } from './types.js';
+import { bucketTable, NO_DEST, type ModelDest, type ModelPacket, type SchedDest, type Scheduler } from './types.js';
 
 export const DH_TAB_BITS = 8;
 const SIZE = 1 << DH_TAB_BITS;
 
 export function dhBuckets(dests: readonly { index: number }[]): number[] {
   return Array.from({ length: SIZE }, (_, i) => (dests.length ? dests[i % dests.length]!.index : NO_DEST));
-}
-
-function table(dests: readonly SchedDest[]): SchedTable {
-  const slots = dhBuckets(dests);
-  return { slots, cws: slots.map(() => 0), resume: slots.map(() => 0), start: 0, position: { last: undefined, cw: 0 } };
 }
 
 /** The server in a bucket, when it may take a connection (dh, sh and mh alike). */
@@ -25,7 +20,7 @@ export function bucketDest(dests: readonly ModelDest[], index: number): ModelDes
 export const dh: Scheduler = {
   name: 'dh',
   enumName: 'XVS_SCHED_DH',
-  table,
+  table: (dests: readonly SchedDest[]) => bucketTable(dhBuckets(dests)),
   model() {
     let buckets: number[] = [];
     return {

@@ -50,6 +50,14 @@ export function lblcTick<K>(timer: LblcTimer, now: number, entries: readonly [K,
   return drop;
 }
 
+/** Runs the timer's ticks that came due by `now` over a model's entries (key -> { lastuse }). */
+export function expireEntries<K>(timer: LblcTimer | undefined, now: number, entries: Map<K, { lastuse: number }>): void {
+  while (timer && timer.next <= now) {
+    const at = timer.next;
+    for (const k of lblcTick(timer, at, [...entries].map(([key, e]) => [key, e.lastuse] as [K, number]))) entries.delete(k);
+  }
+}
+
 /** is_overloaded() of lblc and lblcr. */
 export function lblcOverloaded(d: ModelDest, dests: readonly ModelDest[]): boolean {
   return d.active > d.weight && dests.some((x) => x.active * 2 < x.weight);
@@ -82,12 +90,7 @@ export class LblcModel implements LocalityModel {
   }
 
   expire(now: number): void {
-    while (this.timer && this.timer.next <= now) {
-      const at = this.timer.next;
-      for (const k of lblcTick(this.timer, at, [...this.cache].map(([key, e]) => [key, e.lastuse] as [number, number]))) {
-        this.cache.delete(k);
-      }
-    }
+    expireEntries(this.timer, now, this.cache);
   }
 }
 

@@ -4,7 +4,7 @@
 // set of more than one member unchanged for a day drops its most loaded member. xvs's sets hold at
 // most LBLCR_SET_MAX members (a full set forgets its oldest); a removed server stays a member that
 // is never chosen.
-import { LBLC_EXPIRATION, lblcOverloaded, lblcTick, lblcTimer, type LblcTimer, type LocalityModel } from './lblc.js';
+import { expireEntries, LBLC_EXPIRATION, lblcOverloaded, lblcTimer, type LblcTimer, type LocalityModel } from './lblc.js';
 import { wlcChoose } from './wlc.js';
 import { overhead, type ModelDest, type ModelPacket, type SchedChange, type Scheduler } from './types.js';
 
@@ -87,12 +87,7 @@ export class LblcrModel implements LocalityModel {
   }
 
   expire(now: number): void {
-    while (this.timer && this.timer.next <= now) {
-      const at = this.timer.next;
-      for (const k of lblcTick(this.timer, at, [...this.sets].map(([key, s]) => [key, s.lastuse] as [number, number]))) {
-        this.sets.delete(k);
-      }
-    }
+    expireEntries(this.timer, now, this.sets);
   }
 }
 

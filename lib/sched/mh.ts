@@ -7,7 +7,7 @@
 // last non-zero weight, so setting a weight to 0 does not reshape the table.
 import { probeBuckets, SCHED_F_FALLBACK, SCHED_F_PORT } from './sh.js';
 import { hsiphashU32 } from './hash.js';
-import { NO_DEST, type ModelDest, type ModelPacket, type SchedDest, type SchedTable, type Scheduler } from './types.js';
+import { bucketTable, NO_DEST, type ModelDest, type ModelPacket, type SchedDest, type Scheduler } from './types.js';
 
 export const MH_TAB_SIZE = 4093;
 const MH_TAB_BITS = 6;
@@ -64,16 +64,11 @@ export function mhBuckets(dests: readonly Pick<SchedDest, 'index' | 'lastWeight'
   }
 }
 
-function table(dests: readonly SchedDest[]): SchedTable {
-  const slots = mhBuckets(dests);
-  return { slots, cws: slots.map(() => 0), resume: slots.map(() => 0), start: 0, position: { last: undefined, cw: 0 } };
-}
-
 export const mh: Scheduler = {
   name: 'mh',
   enumName: 'XVS_SCHED_MH',
   flagNames: ['mh-fallback', 'mh-port'],
-  table,
+  table: (dests: readonly SchedDest[]) => bucketTable(mhBuckets(dests)),
   model() {
     let buckets: number[] = [];
     return {

@@ -4,7 +4,7 @@
 // with sh-fallback probe k looks at bucket (k + 2h) % 256, h the first bucket, until an empty one.
 import { bucketDest } from './dh.js';
 import { hash32 } from './hash.js';
-import { NO_DEST, type ModelDest, type ModelPacket, type SchedDest, type SchedTable, type Scheduler } from './types.js';
+import { bucketTable, NO_DEST, type ModelDest, type ModelPacket, type SchedDest, type Scheduler } from './types.js';
 
 const BITS = 8;
 const SIZE = 1 << BITS;
@@ -28,11 +28,6 @@ export function shBuckets(dests: readonly { index: number; weight: number }[]): 
     }
   }
   return slots;
-}
-
-function table(dests: readonly SchedDest[]): SchedTable {
-  const slots = shBuckets(dests);
-  return { slots, cws: slots.map(() => 0), resume: slots.map(() => 0), start: 0, position: { last: undefined, cw: 0 } };
 }
 
 /** Probes buckets the way sh/mh fallback does: first(h), then probe(k) until an empty bucket. */
@@ -60,7 +55,7 @@ export const sh: Scheduler = {
   name: 'sh',
   enumName: 'XVS_SCHED_SH',
   flagNames: ['sh-fallback', 'sh-port'],
-  table,
+  table: (dests: readonly SchedDest[]) => bucketTable(shBuckets(dests)),
   model() {
     let buckets: number[] = [];
     return {

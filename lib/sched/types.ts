@@ -97,6 +97,11 @@ export interface SchedModel {
   schedule(dests: readonly ModelDest[], pkt: ModelPacket): number | undefined;
 }
 
+/** The table of a hashing scheduler (dh, sh, mh): its buckets, nothing else. */
+export function bucketTable(slots: number[]): SchedTable {
+  return { slots, cws: slots.map(() => 0), resume: slots.map(() => 0), start: 0, position: { last: undefined, cw: 0 } };
+}
+
 /** A model for schedulers that keep nothing between choices. */
 export function stateless(choose: (dests: readonly ModelDest[], pkt: ModelPacket) => number | undefined): SchedModel {
   return { changed() {}, schedule: choose };

@@ -4,11 +4,16 @@
 import { overhead, stateless, type ModelDest, type Scheduler } from './types.js';
 
 export function wlcChoose(dests: readonly ModelDest[]): ModelDest | undefined {
+  return weightedLeast(dests, overhead);
+}
+
+/** The weighted least-load choice of wlc and sed, by their own overhead. */
+export function weightedLeast(dests: readonly ModelDest[], load: (d: ModelDest) => number): ModelDest | undefined {
   let least: ModelDest | undefined;
   let loh = 0;
   for (const d of dests) {
     if (d.overloaded) continue;
-    const doh = overhead(d);
+    const doh = load(d);
     if (least ? loh * d.weight > doh * least.weight : d.weight > 0) {
       least = d;
       loh = doh;

@@ -17,6 +17,9 @@ import { execFileSync } from 'node:child_process';
 import { Topology, type Namespace } from '../lib/topology.js';
 import { CLIENTS_PREFIX } from './frames.js';
 
+/** Namespace prefix of every benchmark topology (a test gives its run a unique one). */
+export const BENCH_NS_PREFIX = process.env.XVS_BENCH_NS_PREFIX ?? 'xvsbench';
+
 export const VIP = '10.100.0.1';
 
 function ipBatch(ns: Namespace, commands: string[]): void {
@@ -44,7 +47,7 @@ export interface PacketLab {
 /** maxReals: how many real server addresses get a neighbour entry. */
 export async function packetLab(maxReals: number): Promise<PacketLab> {
   if (maxReals > 65000) throw new Error('packet lab: at most 65000 real servers');
-  const topology = new Topology({ prefix: 'xvsbench' });
+  const topology = new Topology({ prefix: BENCH_NS_PREFIX });
   try {
     const ns = await topology.addNamespace('pkt');
     const peer = await topology.addNamespace('peer');
@@ -91,7 +94,7 @@ export interface ThroughputLab {
 }
 
 export async function throughputLab(realCount: number): Promise<ThroughputLab> {
-  const topology = new Topology({ prefix: 'xvsbench' });
+  const topology = new Topology({ prefix: BENCH_NS_PREFIX });
   try {
     const client = await topology.addNamespace('client');
     const lb = await topology.addNamespace('lb');

@@ -3,6 +3,7 @@
 // output) many times; the kernel's duration of each run is collected and the median reported,
 // next to DR and NAT on the same setup and a non-IP frame that is passed at once (the harness's
 // own overhead). Run: npx tsc -p tsconfig.json && node dist/bench/tun-encap.js
+import { BENCH_NS_PREFIX } from './lab.js';
 import { Balancer, type Method, type ServiceKey } from '../lib/balancer.js';
 import { withNetns } from '../lib/libbpf.js';
 import { Topology } from '../lib/topology.js';
@@ -34,7 +35,7 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const topology = new Topology({ prefix: 'xvsbench' });
+  const topology = new Topology({ prefix: BENCH_NS_PREFIX });
   let lb: Balancer | undefined;
   try {
     const ns = await topology.addNamespace('lb');

@@ -1,6 +1,7 @@
 // How long `xvsadm -R` takes for 10,000 lines (1,000 services x 9 real servers), with real servers
 // shared between services and with every real server distinct, and what the batch of map writes
 // saves against one commit per command. Run: npx tsc -p tsconfig.json && node dist/bench/xvsadm-restore.js
+import { BENCH_NS_PREFIX } from './lab.js';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Balancer } from '../lib/balancer.js';
@@ -36,7 +37,7 @@ function xvsadm(pinPath: string, args: string[], input = ''): string {
 }
 
 async function main(): Promise<void> {
-  const topology = new Topology({ prefix: 'xvsbench' });
+  const topology = new Topology({ prefix: BENCH_NS_PREFIX });
   const pinPath = `/sys/fs/bpf/xvs-bench-${uniqueSuffix()}`;
   try {
     // The balancer's namespace routes 10.1.0.0/16 to its real servers: every -a primes a neighbour.

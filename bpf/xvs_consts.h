@@ -146,6 +146,8 @@ enum xvs_decap_reason {
 #define XVS_FRAG_TIMEOUT_NS (30ULL * 1000000000ULL)
 /* How long a tunnel's route source stays cached before the FIB is asked again. */
 #define XVS_TUN_SRC_REFRESH_NS 1000000000ULL
+/* How long a real server's cached next hop (MACs, egress) is used before the FIB is asked again. */
+#define XVS_NEXTHOP_TTL_NS 1000000000ULL
 enum xvs_frag_kind { XVS_FRAG_NONE = 0, XVS_FRAG_FIRST = 1, XVS_FRAG_LATER = 2 };
 
 #define XVS_SCHED_MAX_TRIES 64	     /* slots a table scheduler probes before giving up */

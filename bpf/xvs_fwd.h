@@ -215,6 +215,43 @@ static __always_inline int fwd_to_client(struct xvs_pkt *p, const union xvs_addr
 	return XVS_FORWARD;
 }
 
+/* fib_route() towards the real server r->dest, answered from the per-CPU next-hop cache while it
+ * is fresh: the FIB lookup is most of an established packet's cost. A packet larger than any the
+ * cached route took asks the FIB, which checks the MTU. */
+static __always_inline int real_route(struct xdp_md *ctx, const struct xvs_pkt *p,
+				      const struct xvs_fwd_req *r, struct bpf_fib_lookup *fib)
+{
+	__u32 di = r->dest;
+	struct xvs_nexthop *nh = bpf_map_lookup_elem(&nexthops, &di);
+	__u64 now = bpf_ktime_get_coarse_ns();
+	int fresh = nh && nh->dest_gen == r->dest_gen && nh->ingress == ctx->ingress_ifindex &&
+		    now < nh->expires;
+
+	if (fresh && p->ip_len <= nh->max_len) {
+		fib->ifindex = nh->ifindex;
+		__builtin_memcpy(fib->smac, nh->smac, ETH_ALEN);
+		__builtin_memcpy(fib->dmac, nh->dmac, ETH_ALEN);
+		if (p->tagged && fib->ifindex != ctx->ingress_ifindex)
+			return XVS_R_PASS_VLAN_EGRESS;
+		return -1;
+	}
+	int why = fib_route(ctx, p, r->to_af, &p->key.saddr, &r->to, p->ip_len, 0, fib);
+	if (why >= 0 || !nh)
+		return why;
+	if (fresh && nh->ifindex == fib->ifindex) {
+		nh->max_len = p->ip_len;
+		return -1;
+	}
+	nh->expires = now + XVS_NEXTHOP_TTL_NS;
+	nh->dest_gen = r->dest_gen;
+	nh->ingress = ctx->ingress_ifindex;
+	nh->ifindex = fib->ifindex;
+	nh->max_len = p->ip_len;
+	__builtin_memcpy(nh->smac, fib->smac, ETH_ALEN);
+	__builtin_memcpy(nh->dmac, fib->dmac, ETH_ALEN);
+	return -1;
+}
+
 /* Sends a packet from the client's side of a connection to its real server by `method`. */
 static __always_inline int forward_in(struct xdp_md *ctx, struct xvs_pkt *p,
 				      struct bpf_fib_lookup *fib)
@@ -225,7 +262,7 @@ static __always_inline int forward_in(struct xdp_md *ctx, struct xvs_pkt *p,
 		return tun_forward(ctx, p, fib);
 	if (r->method != XVS_FWD_DR && r->method != XVS_FWD_NAT)
 		return pass(XVS_R_UNSUPPORTED_FWD);
-	int why = fib_route(ctx, p, r->to_af, &p->key.saddr, &r->to, p->ip_len, 0, fib);
+	int why = real_route(ctx, p, r, fib);
 	if (why == XVS_R_ICMP_TOO_BIG)
 		return too_big(p, fib->mtu_result);
 	if (why >= 0)

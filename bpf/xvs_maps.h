@@ -183,6 +183,13 @@ struct {
 } fib_params SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XVS_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, struct xvs_nexthop);
+} nexthops SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XVS_MAX_FRAGS);
 	__type(key, struct xvs_frag_key);

@@ -281,4 +281,16 @@ struct xvs_config {
 	__u64 clock_ns;	  /* when non-zero, the dataplane's clock reads this (deterministic tests) */
 };
 
+/* nexthops[dest index], per CPU: the L2 next hop towards a real server as bpf_fib_lookup last gave
+ * it, reused for XVS_NEXTHOP_TTL_NS so that an established packet need not ask the FIB again. */
+struct xvs_nexthop {
+	__u64 expires;
+	__u32 dest_gen;
+	__u32 ingress;	/* the ingress ifindex the lookup was made for */
+	__u32 ifindex;	/* egress */
+	__u16 max_len;	/* the largest IP packet the route took: larger ones ask the FIB (MTU) */
+	__u8 smac[6];
+	__u8 dmac[6];
+};
+
 #endif

@@ -267,7 +267,7 @@ function createMaps(obj: BpfObject, names: string[], opts: DataplaneOptions): Re
   obj.setMaxEntries('conns', opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
   if (opts.maxTemplates) obj.setMaxEntries('templates', opts.maxTemplates);
   for (const m of ['services', 'svc_sched', 'svc_stats', 'ctl_sched']) obj.setMaxEntries(m, maxServices);
-  for (const m of ['dests', 'dest_conns', 'dest_stats', 'nat_reals', 'tun_src_cache']) obj.setMaxEntries(m, maxDests);
+  for (const m of ['dests', 'dest_conns', 'dest_stats', 'nat_reals', 'tun_src_cache', 'nexthops']) obj.setMaxEntries(m, maxDests);
   obj.setMaxEntries('vips', maxServices);
   obj.setMaxEntries('rate_est', maxServices + maxDests);
   obj.load();

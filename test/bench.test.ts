@@ -69,11 +69,13 @@ describe('npm run bench --smoke', () => {
   it('runs every section and writes the table, JSON and SVG, each packet on its intended path', async () => {
     const root = packageRoot();
     const out = mkdtempSync(join(tmpdir(), 'xvs-bench-'));
+    const prefix = `xvsbench${Math.random().toString(36).slice(2, 8)}`;
     try {
       execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'pipe' });
       const { stdout } = await run(process.execPath, [join(root, 'dist', 'bench', 'main.js'), '--smoke', '--out', out], {
         cwd: root,
         maxBuffer: 16 * 1024 * 1024,
+        env: { ...process.env, XVS_BENCH_NS_PREFIX: prefix },
       });
       for (const heading of ['Per-packet cost', 'Throughput through namespaces', 'Connection table', 'Control plane']) {
         expect(stdout).toContain(heading);
@@ -111,7 +113,7 @@ describe('npm run bench --smoke', () => {
       expect(cp.weightChange.changes).toBeGreaterThan(0);
       expect(results.warnings.filter((w) => /expected every packet|failed/.test(w))).toEqual([]);
       expect(readFileSync(join(out, files.find((f) => f.endsWith('.svg'))!), 'utf8')).toMatch(/^<svg /);
-      expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain('xvsbench-');
+      expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(`${prefix}-`);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -242,6 +242,26 @@ describe('real server changes', () => {
   });
 });
 
+describe('next-hop cache', () => {
+  it('is not used across a real server\'s removal: a re-added server is looked up afresh', async () => {
+    const key = { protocol: 'tcp' as const, address: VIP, port: 26 };
+    lab.lb.addService(key, { scheduler: 'rr' });
+    try {
+      lab.lb.addRealServer(key, { address: '10.1.0.13' });
+      const sp = sport++;
+      expect(parseFrame(lab.run(tcp(sp, 26, 'S')).out).dstMac).toBe(NET.neighbours['10.1.0.13']);
+      expect(parseFrame(lab.run(tcp(sp, 26, 'A')).out).dstMac).toBe(NET.neighbours['10.1.0.13']); // cached
+      lab.lb.deleteRealServer(key, { address: '10.1.0.13' });
+      await lab.ns.ip(['neigh', 'replace', '10.1.0.13', 'lladdr', '02:00:00:00:01:99', 'dev', 'reals', 'nud', 'permanent']);
+      lab.lb.addRealServer(key, { address: '10.1.0.13' });
+      expect(parseFrame(lab.run(tcp(sport++, 26, 'S')).out).dstMac).toBe('02:00:00:00:01:99');
+    } finally {
+      lab.lb.deleteService(key);
+      await lab.ns.ip(['neigh', 'replace', '10.1.0.13', 'lladdr', NET.neighbours['10.1.0.13']!, 'dev', 'reals', 'nud', 'permanent']);
+    }
+  });
+});
+
 describe('unresolved next hop', () => {
   it('passes the packet to the kernel and counts it, and xvs has asked the kernel to resolve it', async () => {
     const key = { protocol: 'tcp' as const, address: VIP, port: 443 };

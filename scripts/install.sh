@@ -4,8 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake make g++ bpftool
-          iproute2 ethtool nftables)
+mapfile -t packages < scripts/debian-packages.txt
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

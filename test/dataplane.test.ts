@@ -262,6 +262,30 @@ describe('next-hop cache', () => {
   });
 });
 
+describe('next-hop cache and the path MTU', () => {
+  it('a packet larger than the cached route has taken asks the FIB, which finds it too big', async () => {
+    const key = { protocol: 'tcp' as const, address: VIP, port: 27 };
+    lab.lb.addService(key, { scheduler: 'rr' });
+    await lab.ns.ip(['link', 'set', 'reals', 'mtu', '1400']);
+    try {
+      lab.lb.addRealServer(key, { address: '10.1.0.11' });
+      const sp = sport++;
+      expect(lab.run(tcp(sp, 27, 'S')).verdict).toBe('redirect');
+      expect(lab.run(tcp(sp, 27, 'A')).verdict).toBe('redirect'); // route cached for small packets
+      const big = buildFrame({
+        srcMac: CLIENT_MAC, ip: { src: CLIENT, dst: VIP, df: true }, tcp: { sport: sp, dport: 27, flags: 'PA' },
+        payload: 'x'.repeat(1450),
+      });
+      const { out } = lab.run(big);
+      expect(parseFrame(out).ip).toMatchObject({ src: VIP, dst: CLIENT, protocol: 1 }); // ICMP, not forwarded
+      expect(lab.lb.reasons().icmp_too_big).toBe(1n);
+    } finally {
+      await lab.ns.ip(['link', 'set', 'reals', 'mtu', '1500']);
+      lab.lb.deleteService(key);
+    }
+  });
+});
+
 describe('unresolved next hop', () => {
   it('passes the packet to the kernel and counts it, and xvs has asked the kernel to resolve it', async () => {
     const key = { protocol: 'tcp' as const, address: VIP, port: 443 };

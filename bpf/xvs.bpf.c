@@ -24,6 +24,7 @@
 #include "xvs_icmp_conn.h"
 #include "xvs_mark.h"
 #include "xvs_sweep.h"
+#include "xvs_routed.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -32,7 +33,7 @@ static __always_inline int established(struct xvs_pkt *p, struct xvs_conn *c,
 				       const struct xvs_dest *d, const struct xvs_config *cfg,
 				       __u64 now)
 {
-	conn_touch(c, p, c->method == XVS_FWD_NAT ? XVS_TCP_INPUT : XVS_TCP_INPUT_ONLY, cfg, now);
+	conn_touch(c, p, conn_in_table(c), cfg, now);
 	count_in(c->svc, c->dest, p->ip_len, 0);
 	frag_remember(p, now);
 	return fwd_to_real(p, c->method, c->dest, d, &p->key, c->rport);
@@ -135,7 +136,7 @@ static __noinline int conn_start(struct xvs_pkt *p, const struct xvs_service *sv
 	struct xvs_conn *cp = bpf_map_lookup_elem(&conns, &p->key);
 	if (!cp)
 		return pass(XVS_R_PASS_NO_CONN);
-	conn_touch(cp, p, d->method == XVS_FWD_NAT ? XVS_TCP_INPUT : XVS_TCP_INPUT_ONLY, cfg, now);
+	conn_touch(cp, p, conn_in_table(cp), cfg, now);
 	count_in(svc->id, di, p->ip_len, 1);
 	frag_remember(p, now);
 	return fwd_to_real(p, d->method, di, d, &p->key, rport);
@@ -183,11 +184,12 @@ static __always_inline int from_nat_real(const struct xvs_pkt *p, const struct x
 	return bpf_map_lookup_elem(&nat_reals, &rk) != NULL;
 }
 
-/* A packet from a NAT real server to a client: its source goes back to the virtual service. */
+/* A packet from a NAT real server to a client: its source goes back to the virtual service.
+ * Another packet for no service may be a DR/TUN reply (xvs_routed.h). */
 static __noinline int nat_reply(struct xvs_pkt *p, const struct xvs_config *cfg, __u64 now)
 {
 	if (!from_nat_real(p, cfg))
-		return pass(XVS_R_PASS_NO_SERVICE);
+		return routed_reply_possible(p, cfg) ? XVS_ROUTED_REPLY : pass(XVS_R_PASS_NO_SERVICE);
 	p->key.dir = XVS_DIR_REPLY;
 	struct xvs_conn *r = bpf_map_lookup_elem(&conns, &p->key);
 	if (!r)
@@ -252,6 +254,8 @@ int xvs_xdp(struct xdp_md *ctx)
 	if (reason >= 0)
 		return pass(reason);
 	int verdict = is_icmp(&p) && p.frag != XVS_FRAG_LATER ? xvs_icmp(ctx, &p) : xvs_decide(&p);
+	if (verdict == XVS_ROUTED_REPLY)
+		verdict = xvs_routed_reply(ctx, &p);
 	if (verdict == XVS_FORWARD)
 		verdict = xvs_forward(ctx, &p);
 	return verdict == XVS_TOO_BIG ? xvs_icmp_too_big(ctx, &p) : verdict;

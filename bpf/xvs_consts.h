@@ -56,6 +56,8 @@ enum xvs_dir {
 
 enum xvs_conn_flags {
 	XVS_CONN_F_CONTROLLED = 1 << 0, /* a persistence template controls the connection */
+	XVS_CONN_F_OUTPUT = 1 << 1,	/* DR/TUN: a reply crossed the balancer (IPVS clears
+					 * IP_VS_CONN_F_NOOUTPUT): INPUT/OUTPUT tables from now on */
 };
 
 /* Which counter of its real server an entry is counted in. Changed only by atomic exchange, so
@@ -79,6 +81,9 @@ enum xvs_config_flags {
 	XVS_CFG_F_MARK_RULES = 1 << 0, /* the firewall-mark classifier has rules */
 	XVS_CFG_F_PORT0 = 1 << 1,      /* some service listens on port 0 (all ports) */
 	XVS_CFG_F_NAT_PORT0 = 1 << 2,  /* some NAT real server has port 0 (keeps the client's port) */
+	XVS_CFG_F_ROUTED = 1 << 3,     /* some service has a DR/TUN real server: a packet from its
+					* virtual address (vips) may be a reply (xvs_routed.h) */
+	XVS_CFG_F_ROUTED_MARK = 1 << 4, /* some firewall-mark service has one: any packet may be */
 };
 
 /* IPVS TCP states (ip_vs_proto_tcp.c) plus the UDP pseudo-state. */
@@ -127,6 +132,7 @@ enum xvs_reason {
 	XVS_R_ICMP_TOO_BIG,	 /* too big for the path to the real server: ICMP frag needed / packet too big sent */
 	XVS_R_DROP_TOO_BIG,	 /* too big, and IPv4 without DF or an ICMP error itself: dropped (xvs does not fragment) */
 	XVS_R_DROP_NO_ROOM,	 /* no headroom to add a header (tunnel, ICMP): dropped */
+	XVS_R_PASS_ROUTED,	 /* DR/TUN reply left to the kernel's forwarding (TTL exhausted, no route, too big) */
 	XVS_R_COUNT,
 };
 

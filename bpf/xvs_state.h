@@ -109,6 +109,14 @@ static __always_inline void conn_touch(struct xvs_conn *c, const struct xvs_pkt 
 		c->last_seen = now;
 }
 
+/* The table of the client's packets: INPUT for NAT, and for DR/TUN once a reply crossed the
+ * balancer (xvs_routed.h); INPUT_ONLY before. */
+static __always_inline enum xvs_tcp_table conn_in_table(const struct xvs_conn *c)
+{
+	return c->method == XVS_FWD_NAT || (c->flags & XVS_CONN_F_OUTPUT) ? XVS_TCP_INPUT :
+									  XVS_TCP_INPUT_ONLY;
+}
+
 /* A connection lives `timeout` seconds after its last packet (last_seen lags by at most a granule). */
 static __always_inline int conn_expired(const struct xvs_conn *c, __u64 now)
 {

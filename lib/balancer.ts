@@ -11,6 +11,7 @@ import { type XdpLink, withNetns } from './libbpf.js';
 import { MarkClassifier, type MarkRule } from './mark.js';
 import { NeighbourPrimer } from './neigh.js';
 import { RangeAllocator, type Range } from './ranges.js';
+import { writeRoutedReplyFlags } from './routed.js';
 import { lblcTick, lblcTimer, type LblcTimer } from './sched/lblc.js';
 import { SCHEDULERS, type SchedChange, type SchedDest, type SchedPosition, type SchedTable } from './sched/index.js';
 import * as store from './store.js';
@@ -368,7 +369,7 @@ export class Balancer {
     this.serviceIds.release(svc.id);
     this.services.delete(this.serviceKeyString(svc.key));
     this.updatePortZeroFlag();
-    this.updateNatPortZeroFlag();
+    this.updateRealServerFlags();
   }
 
   /** Deletes every service (ipvsadm -C). */
@@ -407,7 +408,7 @@ export class Balancer {
       this.destIndexes.release(index);
       throw e;
     }
-    this.updateNatPortZeroFlag();
+    this.updateRealServerFlags();
     this.neighbours.use(real.address, true);
   }
 
@@ -441,7 +442,7 @@ export class Balancer {
       this.writeDest(svc, d);
       throw e;
     }
-    this.updateNatPortZeroFlag();
+    this.updateRealServerFlags();
   }
 
   /** Removes the real server; its connections and templates end (as with expire_nodest_conn). */
@@ -454,7 +455,7 @@ export class Balancer {
     svc.dests.splice(at, 1);
     this.rebuild(svc, { kind: 'delete', index: d.index, successor });
     this.retireDest(svc, d);
-    this.updateNatPortZeroFlag();
+    this.updateRealServerFlags();
   }
 
   /** Services with their real servers, counters and connection counts; rates on request. */
@@ -934,9 +935,11 @@ export class Balancer {
     this.dp.writeConfigFlag('XVS_CFG_F_PORT0', any);
   }
 
-  private updateNatPortZeroFlag(): void {
+  /** The dataplane's flags that depend on real servers: NAT port 0, DR/TUN replies (lib/routed.ts). */
+  private updateRealServerFlags(): void {
     const any = [...this.services.values()].some((s) => s.dests.some((d) => d.method === 'nat' && d.port === 0));
     this.dp.writeConfigFlag('XVS_CFG_F_NAT_PORT0', any);
+    writeRoutedReplyFlags(this.dp, this.services.values());
   }
 
   /** Where the dataplane's rr/wrr stands now, from its cursor. */

@@ -189,7 +189,7 @@ static __always_inline int from_nat_real(const struct xvs_pkt *p, const struct x
 static __noinline int nat_reply(struct xvs_pkt *p, const struct xvs_config *cfg, __u64 now)
 {
 	if (!from_nat_real(p, cfg))
-		return routed_reply_possible(p, cfg) ? XVS_ROUTED_REPLY : pass(XVS_R_PASS_NO_SERVICE);
+		return routed_reply_possible(&p->key, cfg) ? XVS_ROUTED_REPLY : pass(XVS_R_PASS_NO_SERVICE);
 	p->key.dir = XVS_DIR_REPLY;
 	struct xvs_conn *r = bpf_map_lookup_elem(&conns, &p->key);
 	if (!r)

@@ -7,13 +7,16 @@
  *    TUN, translated to the real server's address and port for NAT;
  *  - quoting a NAT-ed packet to a real server (an error from the real server, e.g. port
  *    unreachable, or from the path to it), it goes to the client, translated back to the virtual
- *    address and port.
+ *    address and port;
+ *  - quoting a client's packet to a DR/TUN real server (an error from that real server routed
+ *    through the balancer), it is counted and routed on (xvs_routed.h).
  * Anything else is passed to the kernel. */
 #ifndef XVS_ICMP_CONN_H
 #define XVS_ICMP_CONN_H
 
 #include "xvs_icmp.h"
 #include "xvs_related.h"
+#include "xvs_routed.h"
 
 static __always_inline int icmp_error(struct xvs_pkt *p)
 {
@@ -30,6 +33,10 @@ static __always_inline int icmp_error(struct xvs_pkt *p)
 	c = bpf_map_lookup_elem(&conns, &k);
 	if (c)
 		return related_to_client(p, c, &k, now, XVS_R_PASS_ICMP);
+	__u32 zero = 0;
+	struct xvs_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (cfg && routed_reply_possible(&k, cfg))
+		return XVS_ROUTED_REPLY;
 	return pass(XVS_R_PASS_ICMP);
 }
 

@@ -20,9 +20,12 @@
  * DR/TUN real server (XVS_CFG_F_ROUTED and the vips map) -- or always while a firewall-mark service
  * has one, since its virtual addresses are not listed (XVS_CFG_F_ROUTED_MARK).
  *
+ * ICMP errors that a DR/TUN real server sends the client about the client's packets (port
+ * unreachable, ...) take the same path when they cross the balancer: ip_vs_out_icmp() counts them
+ * as output of the connection they quote, without a state change.
+ *
  * Not reproduced: a later fragment of such a reply is passed to the kernel, which forwards it,
- * uncounted (IPVS counts the reassembled datagram once); ICMP errors that a DR/TUN real server
- * routes through the director (ip_vs_out_icmp counts them as output) are left to xvs_icmp.h. */
+ * uncounted (IPVS counts the reassembled datagram once). */
 #ifndef XVS_ROUTED_H
 #define XVS_ROUTED_H
 
@@ -36,8 +39,9 @@
  * it from there. */
 #define XVS_ROUTED_REPLY (-3)
 
-/* Whether a packet for no service and from no NAT real server may be a DR/TUN reply. */
-static __always_inline int routed_reply_possible(const struct xvs_pkt *p,
+/* Whether a packet for no service and from no NAT real server may be a DR/TUN reply with the
+ * tuple r (an ICMP error: the tuple of the packet it is about, seen from the reply's side). */
+static __always_inline int routed_reply_possible(const struct xvs_conn_key *r,
 						 const struct xvs_config *cfg)
 {
 	struct xvs_vip_key vk = {};
@@ -46,13 +50,12 @@ static __always_inline int routed_reply_possible(const struct xvs_pkt *p,
 		return 1;
 	if (!(cfg->flags & XVS_CFG_F_ROUTED))
 		return 0;
-	vk.addr = p->key.saddr;
-	vk.af = p->key.af;
+	vk.addr = r->saddr;
+	vk.af = r->af;
 	return bpf_map_lookup_elem(&vips, &vk) != NULL;
 }
 
-/* The key of the connection a reply belongs to: the client's own, the reply's reversed. */
-static __always_inline void routed_conn_key(struct xvs_conn_key *k, const struct xvs_conn_key *r)
+static __always_inline void reverse_key(struct xvs_conn_key *k, const struct xvs_conn_key *r)
 {
 	__builtin_memset(k, 0, sizeof(*k));
 	k->saddr = r->daddr;
@@ -62,6 +65,23 @@ static __always_inline void routed_conn_key(struct xvs_conn_key *k, const struct
 	k->proto = r->proto;
 	k->af = r->af;
 	k->dir = XVS_DIR_IN;
+}
+
+/* The key of the connection a reply belongs to: the client's own, the reply's reversed. An ICMP
+ * error that a real server sends the client quotes the client's packet (ip_vs_out_icmp() finds
+ * the connection by it). Returns 0, or -1 for an error that quotes nothing usable. */
+static __always_inline int routed_conn_key(struct xvs_pkt *p, struct xvs_conn_key *k)
+{
+	struct xvs_conn_key r = {};
+
+	if (!is_icmp(p)) {
+		reverse_key(k, &p->key);
+		return 0;
+	}
+	if (!p->l4 || icmp_quote(p, &r))
+		return -1;
+	reverse_key(k, &r);
+	return 0;
 }
 
 /* Whether the kernel's forwarding would take the packet on after this hop (else time exceeded). */
@@ -91,16 +111,19 @@ static __always_inline int may_fragment(const struct xvs_pkt *p)
 	return p->ip4 && !(p->ip4->frag_off & bpf_htons(IP_DF));
 }
 
-/* handle_response() for a connection that is not NAT: count, then the OUTPUT state. IPVS also
+/* handle_response() for a connection that is not NAT: count, then the OUTPUT state; an ICMP error
+ * is only counted (handle_response_icmp()). IPVS also
  * marks the controlling template ASSURED here for UDP (ip_vs_control_assure_ct() in
  * udp_state_transition()); xvs's templates have no ASSURED state yet: that belongs here when
  * they do (TCP's comes with conn_touch() reaching ESTABLISHED). */
 static __always_inline void routed_reply_count(struct xvs_conn *c, const struct xvs_pkt *p,
 					       const struct xvs_config *cfg, __u64 now)
 {
+	count_out(c->svc, c->dest, p->ip_len);
+	if (is_icmp(p))
+		return;
 	if (!(c->flags & XVS_CONN_F_OUTPUT))
 		__sync_fetch_and_or(&c->flags, XVS_CONN_F_OUTPUT);
-	count_out(c->svc, c->dest, p->ip_len);
 	conn_touch(c, p, XVS_TCP_OUTPUT, cfg, now);
 }
 
@@ -120,11 +143,12 @@ __attribute__((noinline)) int xvs_routed_reply(struct xdp_md *ctx, struct xvs_pk
 	p = *in;
 	if (pkt_headers(ctx, &p))
 		return XDP_ABORTED;
-	routed_conn_key(&k, &p.key);
+	if (routed_conn_key(&p, &k))
+		return pass(XVS_R_PASS_ICMP);
 	struct xvs_conn *c = bpf_map_lookup_elem(&conns, &k);
 	__u64 now = xvs_now(cfg);
 	if (!c || c->method == XVS_FWD_NAT || conn_expired(c, now) || !dest_get(c->dest, c->dest_gen))
-		return pass(XVS_R_PASS_NO_SERVICE);
+		return pass(is_icmp(&p) ? XVS_R_PASS_ICMP : XVS_R_PASS_NO_SERVICE);
 	if (!hops_left(&p))
 		return pass(XVS_R_PASS_ROUTED);
 	int why = fib_route(ctx, &p, p.key.af, &p.key.saddr, &p.key.daddr, p.ip_len, 0, fib);

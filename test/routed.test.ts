@@ -204,6 +204,24 @@ describe('the reply itself', () => {
     expect(listed(dns).stats).toMatchObject({ inpkts: 1n, outpkts: 1n, outbytes: BigInt(frame.length - 14) });
   });
 
+  it('an ICMP error from the real server about the client\'s packet is counted as output (ip_vs_out_icmp) and routed on', () => {
+    lab.lb.addService(dns, { scheduler: 'rr' });
+    lab.lb.addRealServer(dns, { address: R1 });
+    const sport = nextPort++;
+    const request = buildFrame({ srcMac: ADDR.clientMac, ip: { src: CLIENT, dst: VIP }, udp: { sport, dport: 53 }, payload: 'query' });
+    lab.run(request);
+    const error = buildFrame({
+      srcMac: NET.neighbours[R1], ip: { src: R1, dst: CLIENT, ttl: 64 }, icmp: { type: 3, code: 3 }, payload: request.subarray(14),
+    });
+    const { verdict, out } = lab.run(error, 'reals');
+    expect(verdict).toBe('redirect');
+    expect(parseFrame(out).ip).toMatchObject({ src: R1, dst: CLIENT, ttl: 63 });
+    expect(verifyChecksums(out).ipOk).toBe(true);
+    expect(out.subarray(14 + 20)).toEqual(error.subarray(14 + 20));
+    expect(listed(dns).stats).toMatchObject({ inpkts: 1n, outpkts: 1n, outbytes: BigInt(error.length - 14) });
+    expect(state(sport)).toBe('UDP');
+  });
+
   it('a packet that is no reply of a live DR/TUN connection is passed untouched and counts nothing', () => {
     const nat: AddressKey = { protocol: 'tcp', address: VIP, port: 8080 };
     lab.lb.addService(nat, { scheduler: 'rr' });

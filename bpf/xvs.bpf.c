@@ -3,7 +3,9 @@
  * IPVS does. Per packet: parse, look up the connection; an established connection is forwarded by
  * its real server's method without looking at the service or its scheduler. A packet without one
  * looks up its service (firewall mark, then ⟨protocol, address, port⟩, then port 0), and may
- * start a connection the scheduler places. Later fragments follow their first fragment
+ * start a connection the scheduler places; a packet for no service may be a NAT real server's reply
+ * (rewritten back to the virtual service) or a DR/TUN reply that crosses the balancer (counted
+ * and routed on, xvs_routed.h). Later fragments follow their first fragment
  * (xvs_frag.h), ICMP is answered or related to its connection (xvs_icmp_conn.h). Everything else
  * is passed to the kernel untouched and counted. A second program, xvs_sweep, ends expired
  * connections and templates for the control plane. */

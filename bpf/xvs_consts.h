@@ -56,7 +56,7 @@ enum xvs_dir {
 
 enum xvs_conn_flags {
 	XVS_CONN_F_CONTROLLED = 1 << 0, /* a persistence template controls the connection */
-	XVS_CONN_F_OUTPUT = 1 << 1,	/* DR/TUN: a reply crossed the balancer (IPVS clears
+	XVS_CONN_F_OUTPUT = 1 << 2,	/* DR/TUN: a reply crossed the balancer (IPVS clears
 					 * IP_VS_CONN_F_NOOUTPUT): INPUT/OUTPUT tables from now on */
 };
 
@@ -81,9 +81,9 @@ enum xvs_config_flags {
 	XVS_CFG_F_MARK_RULES = 1 << 0, /* the firewall-mark classifier has rules */
 	XVS_CFG_F_PORT0 = 1 << 1,      /* some service listens on port 0 (all ports) */
 	XVS_CFG_F_NAT_PORT0 = 1 << 2,  /* some NAT real server has port 0 (keeps the client's port) */
-	XVS_CFG_F_ROUTED = 1 << 3,     /* some service has a DR/TUN real server: a packet from its
+	XVS_CFG_F_ROUTED = 1 << 5,     /* some service has a DR/TUN real server: a packet from its
 					* virtual address (vips) may be a reply (xvs_routed.h) */
-	XVS_CFG_F_ROUTED_MARK = 1 << 4, /* some firewall-mark service has one: any packet may be */
+	XVS_CFG_F_ROUTED_MARK = 1 << 6, /* some firewall-mark service has one: any packet may be */
 };
 
 /* IPVS TCP states (ip_vs_proto_tcp.c) plus the UDP pseudo-state. */

@@ -112,10 +112,9 @@ static __always_inline int may_fragment(const struct xvs_pkt *p)
 }
 
 /* handle_response() for a connection that is not NAT: count, then the OUTPUT state; an ICMP error
- * is only counted (handle_response_icmp()). IPVS also
- * marks the controlling template ASSURED here for UDP (ip_vs_control_assure_ct() in
- * udp_state_transition()); xvs's templates have no ASSURED state yet: that belongs here when
- * they do (TCP's comes with conn_touch() reaching ESTABLISHED). */
+ * is only counted (handle_response_icmp()). IPVS also marks the controlling template ASSURED on
+ * the way (ip_vs_control_assure_ct(): a TCP connection reaching ESTABLISHED, any UDP reply): that
+ * belongs in conn_touch(), which is called here with the OUTPUT table as for a NAT reply. */
 static __always_inline void routed_reply_count(struct xvs_conn *c, const struct xvs_pkt *p,
 					       const struct xvs_config *cfg, __u64 now)
 {

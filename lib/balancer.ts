@@ -10,6 +10,7 @@ import * as L from './layout.js';
 import { type XdpLink, withNetns } from './libbpf.js';
 import { MarkClassifier, type MarkRule } from './mark.js';
 import { NeighbourPrimer } from './neigh.js';
+import { ensureBpffsBind } from './nstable.js';
 import { RangeAllocator, type Range } from './ranges.js';
 import { lblcTick, lblcTimer, type LblcTimer } from './sched/lblc.js';
 import { SCHEDULERS, type SchedChange, type SchedDest, type SchedPosition, type SchedTable } from './sched/index.js';
@@ -101,6 +102,8 @@ export interface ServiceInfo {
 export interface BalancerOptions extends DataplaneOptions {
   /** Network namespace (name under /run/netns) where the balancer's interfaces live. */
   netns?: string;
+  /** Pinned: the cookie of the namespace the table belongs to, recorded when none is (lib/nstable.ts). */
+  netnsCookie?: bigint;
   /** Total scheduler slots: every service's real-server list and table (wrr: sum of weight/gcd). */
   maxSchedulerSlots?: number;
   /** Outer source of tunnelled packets per outer family (see lib/tunnel.ts); default: the route's. */
@@ -240,7 +243,10 @@ export class Balancer {
   static open(opts: BalancerOptions = {}): Balancer {
     const b = new Balancer(opts);
     try {
-      if (opts.pinPath) b.openStored(opts.netns);
+      if (opts.pinPath) {
+        ensureBpffsBind();
+        b.openStored(opts.netns, opts.netnsCookie);
+      }
     } catch (e) {
       b.dp.close();
       throw e;
@@ -767,13 +773,14 @@ export class Balancer {
   // --- pinned state ----------------------------------------------------------------------------
 
   /** Takes over the state pinned with the maps; records the namespace when none is yet. */
-  private openStored(netns: string | undefined): void {
+  private openStored(netns: string | undefined, netnsCookie: bigint | undefined): void {
     const ctl = store.readCtl(this.dp);
     if (netns && ctl.netns && netns !== ctl.netns) {
       throw errors.invalid(`the balancer pinned at ${this.dp.pinPath} lives in network namespace ${ctl.netns}, not ${netns}`);
     }
     this.netns = netns ?? (ctl.netns || undefined);
     if (netns && !ctl.netns) store.writeCtl(this.dp, { netns });
+    if (netnsCookie && !ctl.netnsCookie) store.writeCtl(this.dp, { netnsCookie });
     this.adopt(store.readState(this.dp));
   }
 

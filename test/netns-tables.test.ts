@@ -26,7 +26,7 @@ const NO_XVSD = { ...ENV, XVS_NO_XVSD: '1' };
 const inNetns = (ns: string, args: string[], env: Record<string, string> = NO_XVSD) =>
   spawnProcess('ip', ['netns', 'exec', ns, process.execPath, XVSADM_BIN, ...args], env);
 const fromHost = (args: string[], env: Record<string, string> = NO_XVSD) => spawnProcess(process.execPath, [XVSADM_BIN, ...args], env);
-const sh = (script: string) => spawnProcess('sh', ['-c', script], NO_XVSD);
+const sh = (script: string, env = NO_XVSD) => spawnProcess('sh', ['-c', script], env);
 const ok = (stdout = ''): Result => ({ status: 0, stdout, stderr: '' });
 const HEADER = 'IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -96,14 +96,21 @@ describe('tables per network namespace', () => {
   });
 
   it('reaches the bpffs through the parent shell when /run/xvs/bpffs is not there yet (fresh boot)', async () => {
+    ip('-n', C, 'link', 'add', 'c0', 'type', 'veth', 'peer', 'name', 'c1');
+    execFileSync('ip', ['netns', 'exec', C, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     // A private mount namespace of our own stands in for a host without the bind mount.
     const x = `ip netns exec ${C} ${process.execPath} ${XVSADM_BIN}`;
     const fresh = await sh(
       `exec unshare -m --propagation private sh -c 'umount -l /run/xvs/bpffs 2>/dev/null; mountpoint -q /run/xvs/bpffs && echo still; ` +
-        `${x} -A -t 10.3.3.3:80 -s sh && mountpoint -q /run/xvs/bpffs && echo bound && ${x} -S -n'`,
+        `${x} -A -t 10.3.3.3:80 -s sh && mountpoint -q /run/xvs/bpffs && echo bound && ${x} -S -n && ` +
+        `${x} --attach c0 --xdp-mode generic'`,
+      ENV,
     );
     expect(fresh).toEqual(ok('bound\n-A -t 10.3.3.3:80 -s sh\n'));
     expect((await fromHost(['--netns', C, '-S', '-n'])).stdout).toBe('-A -t 10.3.3.3:80 -s sh\n');
+    // xvsd, started through the shell's mount namespace, outlives the shell.
+    await sleep(2500);
+    expect(pidAlive(daemonOf(tablePath(C)))).toBe(true);
   });
 
   it('gives a namespace made again under the same name a fresh table', async () => {
@@ -127,8 +134,10 @@ describe('tables per network namespace', () => {
     ip('netns', 'add', B);
   });
 
-  it('--teardown inside the namespace removes its table only', async () => {
+  it('--teardown inside the namespace stops its xvsd and removes its table only', async () => {
+    const pid = daemonOf(tablePath(C));
     expect(await inNetns(C, ['--teardown'])).toEqual(ok());
+    expect(pidAlive(pid)).toBe(false);
     expect(existsSync(tablePath(C))).toBe(false);
     expect(existsSync(`${tablePath(A)}/ctl`)).toBe(true);
   });

@@ -256,6 +256,8 @@ struct xvs_mark_rule {
 struct xvs_twos_draws {
 	__u32 r1;
 	__u32 r2;
+	__u32 r1_hi;	/* high halves, used when the weights sum to 2^32 or more */
+	__u32 r2_hi;
 };
 
 /* The sweeper's argument and result, carried in the frame it is run on. */

@@ -65,7 +65,7 @@ export interface RealServerKey {
 export interface RealServerOptions {
   /** ipvsadm -g (dr, the default), -m (nat), -i (tun). */
   method?: Method;
-  /** 0–65535, default 1; 0 quiesces the server (no new connections). */
+  /** 0–2147483647 (INT_MAX), default 1; 0 quiesces the server (no new connections). */
   weight?: number;
   /** -x, 0 = none. */
   upperThreshold?: number;
@@ -704,7 +704,7 @@ export class Balancer {
   }
 
   private checkWeight(weight: number): number {
-    if (!Number.isInteger(weight) || weight < 0 || weight > 65535) throw errors.invalid('illegal weight specified');
+    if (!Number.isInteger(weight) || weight < 0 || weight > 0x7fffffff) throw errors.invalid('illegal weight specified');
     return weight;
   }
 

@@ -204,7 +204,9 @@ export const markRule = new StructCodec('xvs_mark_rule', 12, {
   mark: f(0, 'u32'), portLo: f(4, 'u16'), portHi: f(6, 'u16'), proto: f(8, 'u8'),
 });
 
-export const twosDraws = new StructCodec('xvs_twos_draws', 8, { r1: f(0, 'u32'), r2: f(4, 'u32') });
+export const twosDraws = new StructCodec('xvs_twos_draws', 16, {
+  r1: f(0, 'u32'), r2: f(4, 'u32'), r1Hi: f(8, 'u32'), r2Hi: f(12, 'u32'),
+});
 
 export const sweep = new StructCodec('xvs_sweep', 32, {
   connsEnded: f(0, 'u64'), templatesEnded: f(8, 'u64'), templatesRearmed: f(16, 'u64'),

@@ -85,8 +85,8 @@ export interface ModelPacket {
   flags: number;
   /** The dataplane clock, in seconds. */
   now: number;
-  /** twos: the two random draws the dataplane made (twos_draws). */
-  draws?: [number, number];
+  /** twos: the random draws the dataplane made (twos_draws): r1, r2 and their high halves. */
+  draws?: [number, number, number?, number?];
 }
 
 /** The kernel's scheduler, step by step. */
@@ -105,6 +105,17 @@ export function bucketTable(slots: number[]): SchedTable {
 /** A model for schedulers that keep nothing between choices. */
 export function stateless(choose: (dests: readonly ModelDest[], pkt: ModelPacket) => number | undefined): SchedModel {
   return { changed() {}, schedule: choose };
+}
+
+/**
+ * a * b > c * d for 32-bit ints, exact as the kernel's 64-bit products: doubles lose the low bits
+ * of products above 2^53 (weights near 2^31 times large overheads).
+ */
+export function productGreater(a: number, b: number, c: number, d: number): boolean {
+  const left = a * b;
+  const right = c * d;
+  if (Math.abs(left) <= Number.MAX_SAFE_INTEGER && Math.abs(right) <= Number.MAX_SAFE_INTEGER) return left > right;
+  return BigInt(a) * BigInt(b) > BigInt(c) * BigInt(d);
 }
 
 /** ip_vs_dest_conn_overhead. */

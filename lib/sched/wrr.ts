@@ -7,6 +7,14 @@ import {
   RESUME_HEAD, RESUME_STAY, type ModelDest, type ModelPacket, type SchedChange, type SchedDest,
   type SchedModel, type SchedPosition, type SchedTable, type Scheduler,
 } from './types.js';
+import { errors } from '../errors.js';
+
+/**
+ * The longest choice sequence (one period: the sum of weight/gcd) the dataplane's table holds. Weights
+ * near 2^31 without a large common divisor make far longer periods; stepping the kernel's cw in the
+ * dataplane for those is not done yet, so they are refused rather than approximated.
+ */
+export const WRR_MAX_TABLE = 1 << 20;
 
 function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];
@@ -29,6 +37,13 @@ export function wrrChangedCw(cw: number, di: number, mw: number): number {
 
 function table(dests: readonly SchedDest[], pos: SchedPosition, change: SchedChange): SchedTable {
   const { di, mw } = wrrParams(dests);
+  const period = dests.reduce((n, d) => n + Math.floor(Math.max(d.weight, 0) / di), 0);
+  if (period > WRR_MAX_TABLE) {
+    throw errors.unsupported(
+      `wrr: these weights make a choice sequence of ${period} (the sum of weight/gcd); xvs supports at most ` +
+        `${WRR_MAX_TABLE}: use weights with a larger common divisor, or another scheduler`,
+    );
+  }
   const slots: number[] = [];
   const cws: number[] = [];
   const resume: number[] = [];

@@ -13,6 +13,7 @@ import { NeighbourPrimer } from './neigh.js';
 import { ensureBpffsBind } from './nstable.js';
 import { RangeAllocator, type Range } from './ranges.js';
 import { lblcTick, lblcTimer, type LblcTimer } from './sched/lblc.js';
+import { steppedCursor, steppedPosition } from './sched/wrr.js';
 import { SCHEDULERS, type SchedChange, type SchedDest, type SchedPosition, type SchedTable } from './sched/index.js';
 import * as store from './store.js';
 import { tunnelSourceValue, type TunnelSource } from './tunnel.js';
@@ -949,6 +950,7 @@ export class Balancer {
   /** Where the dataplane's rr/wrr stands now, from its cursor. */
   private position(svc: ServiceState): SchedPosition {
     const state = this.dp.map('svc_sched').lookup(u32(svc.id));
+    if (state && svc.table.stepped) return steppedPosition(L.schedState.decode(state).cursor, schedDests(svc.dests));
     const len = svc.table.slots.length;
     if (!state || !len || !SCHEDULERS[svc.scheduler]!.table) return svc.position;
     const { cursor, start, atHead } = L.schedState.decode(state);
@@ -989,8 +991,9 @@ export class Balancer {
     write(listRange, dests.map((d) => d.index), () => 0);
     write(tableRange, table.slots, (i) => table.resume[i]!);
     this.dp.map('svc_sched').update(u32(svc.id), L.schedState.encode({
-      cursor: BigInt(table.start), table: tableRange.start, tableLen: table.slots.length, dests: listRange.start,
-      ndests: dests.length, start: table.start, atHead: table.position.last === undefined ? 1 : 0,
+      cursor: table.stepped ? steppedCursor(table.position.cw) : BigInt(table.start), table: tableRange.start,
+      tableLen: table.slots.length, dests: listRange.start, ndests: dests.length, start: table.start,
+      atHead: table.position.last === undefined ? 1 : 0, wrrDi: table.stepped?.di ?? 0, wrrMw: table.stepped?.mw ?? 0,
     }));
     // Where the control plane's model stands, for a process that reopens the pinned maps.
     const { last, cw } = table.position;

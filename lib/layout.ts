@@ -131,9 +131,9 @@ export const template = new StructCodec('xvs_template', 48, {
   destGen: f(32, 'u32'), timeout: f(36, 'u32'), counted: f(40, 'u32'),
 });
 
-export const schedState = new StructCodec('xvs_sched_state', 32, {
+export const schedState = new StructCodec('xvs_sched_state', 40, {
   cursor: f(0, 'u64'), table: f(8, 'u32'), tableLen: f(12, 'u32'), dests: f(16, 'u32'),
-  ndests: f(20, 'u32'), start: f(24, 'u32'), atHead: f(28, 'u32'),
+  ndests: f(20, 'u32'), start: f(24, 'u32'), atHead: f(28, 'u32'), wrrDi: f(32, 'u32'), wrrMw: f(36, 'u32'),
 });
 
 export const schedSlot = new StructCodec('xvs_sched_slot', 16, {

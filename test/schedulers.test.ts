@@ -36,7 +36,11 @@ const markService = (scheduler: string, extra: Partial<DifferentialSpec> = {}): 
 const tcpMix = { vips: [VIP], ports: [80], changes: true };
 /** Weights up to INT_MAX, as ipvsadm and the kernel take them; their sum passes 2^32. */
 const HUGE = [{ weight: 2147483647 }, { weight: 2147483646 }, { weight: 1 }, { weight: 2147483645 }];
-/** wrr's period (sum of weight/gcd) stays short when the weights share a large divisor. */
+/** ... with thresholds, so that servers are overloaded (wrr then skips rounds by the billion). */
+const HUGE_THRESHOLDS = [
+  { weight: 2147483647, upper: 3, lower: 1 }, { weight: 2147483646, upper: 2 }, { weight: 1 }, { weight: 2147483645, upper: 4, lower: 2 },
+];
+/** wrr's period (sum of weight/gcd) stays short when the weights share a large divisor: a table. */
 const HUGE_WRR = [{ weight: 2147483646 }, { weight: 1073741823 }, { weight: 0 }, { weight: 1073741823 }];
 const hugeMix = (changes: boolean) => ({ vips: [VIP], ports: [80], changes });
 
@@ -55,7 +59,9 @@ const cases: Case[] = [
   ...['dh', 'lblc', 'lblcr'].map((s) => ({
     name: `${s} weights near 2^31`, spec: markService(s), mix: { vips: MARK_VIPS, ports: [80], changes: false }, reals: HUGE,
   })),
-  ...['wlc', 'twos', 'lblcr'].map((s) => ({
+  { name: 'wrr stepped (period of billions)', spec: tcpService('wrr'), mix: hugeMix(false), reals: HUGE },
+  { name: 'wrr stepped, servers overloaded', spec: tcpService('wrr'), mix: hugeMix(false), reals: HUGE_THRESHOLDS },
+  ...['wlc', 'twos', 'lblcr', 'wrr'].map((s) => ({
     name: `${s} weights near 2^31, then changed`, spec: s === 'lblcr' ? markService(s) : tcpService(s),
     mix: s === 'lblcr' ? { vips: MARK_VIPS, ports: [80], changes: true } : hugeMix(true), reals: HUGE,
   })),

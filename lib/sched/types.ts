@@ -33,6 +33,8 @@ export interface SchedTable {
   start: number;
   /** The kernel's position right after the change, before any new choice. */
   position: SchedPosition;
+  /** wrr whose period is too long for a table: the dataplane steps the kernel's cw (bpf/sched_wrr.h). */
+  stepped?: { di: number; mw: number };
 }
 
 /** An empty bucket of a dh, sh or mh table (XVS_NO_DEST). */

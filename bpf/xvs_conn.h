@@ -11,6 +11,7 @@
 #include "xvs_counts.h"
 #include "xvs_persist.h"
 #include "sched_table.h"
+#include "sched_wrr.h"
 #include "sched_lc.h"
 #include "sched_wlc.h"
 #include "sched_sed.h"
@@ -53,7 +54,7 @@ static __noinline __s64 schedule(const struct xvs_pkt *p, const struct xvs_servi
 	case XVS_SCHED_RR:
 		return sched_table_pick(st, 0);
 	case XVS_SCHED_WRR:
-		return sched_table_pick(st, 1);
+		return st->wrr_mw ? sched_wrr_step(st) : sched_table_pick(st, 1);
 	case XVS_SCHED_LC:
 		return sched_lc(st);
 	case XVS_SCHED_WLC:

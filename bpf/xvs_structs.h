@@ -135,6 +135,8 @@ struct xvs_sched_state {
 	__u32 ndests;
 	__u32 start;	/* rr/wrr: the cursor as the control plane wrote it */
 	__u32 at_head;	/* rr/wrr: the kernel's cursor is at the list head (nothing chosen since) */
+	__u32 wrr_di;	/* wrr without a table (bpf/sched_wrr.h): the gcd of the weights */
+	__u32 wrr_mw;	/* ... and the max weight - (di - 1); 0 = wrr uses its table */
 };
 
 /* sched_slots[n]: one slot of a table or list. It repeats what schedulers read of the real
@@ -256,6 +258,8 @@ struct xvs_mark_rule {
 struct xvs_twos_draws {
 	__u32 r1;
 	__u32 r2;
+	__u32 r1_hi;	/* high halves, used when the weights sum to 2^32 or more */
+	__u32 r2_hi;
 };
 
 /* The sweeper's argument and result, carried in the frame it is run on. */

@@ -10,9 +10,11 @@ import * as L from './layout.js';
 import { type XdpLink, withNetns } from './libbpf.js';
 import { MarkClassifier, type MarkRule } from './mark.js';
 import { NeighbourPrimer } from './neigh.js';
+import { ensureBpffsBind } from './nstable.js';
 import { RangeAllocator, type Range } from './ranges.js';
 import { writeRoutedReplyFlags } from './routed.js';
 import { lblcTick, lblcTimer, type LblcTimer } from './sched/lblc.js';
+import { steppedCursor, steppedPosition } from './sched/wrr.js';
 import { SCHEDULERS, type SchedChange, type SchedDest, type SchedPosition, type SchedTable } from './sched/index.js';
 import * as store from './store.js';
 import { tunnelSourceValue, type TunnelSource } from './tunnel.js';
@@ -65,7 +67,7 @@ export interface RealServerKey {
 export interface RealServerOptions {
   /** ipvsadm -g (dr, the default), -m (nat), -i (tun). */
   method?: Method;
-  /** 0–65535, default 1; 0 quiesces the server (no new connections). */
+  /** 0–2147483647 (INT_MAX), default 1; 0 quiesces the server (no new connections). */
   weight?: number;
   /** -x, 0 = none. */
   upperThreshold?: number;
@@ -102,6 +104,8 @@ export interface ServiceInfo {
 export interface BalancerOptions extends DataplaneOptions {
   /** Network namespace (name under /run/netns) where the balancer's interfaces live. */
   netns?: string;
+  /** Pinned: the cookie of the namespace the table belongs to, recorded when none is (lib/nstable.ts). */
+  netnsCookie?: bigint;
   /** Total scheduler slots: every service's real-server list and table (wrr: sum of weight/gcd). */
   maxSchedulerSlots?: number;
   /** Outer source of tunnelled packets per outer family (see lib/tunnel.ts); default: the route's. */
@@ -241,7 +245,10 @@ export class Balancer {
   static open(opts: BalancerOptions = {}): Balancer {
     const b = new Balancer(opts);
     try {
-      if (opts.pinPath) b.openStored(opts.netns);
+      if (opts.pinPath) {
+        ensureBpffsBind();
+        b.openStored(opts.netns, opts.netnsCookie);
+      }
     } catch (e) {
       b.dp.close();
       throw e;
@@ -699,7 +706,7 @@ export class Balancer {
   }
 
   private checkWeight(weight: number): number {
-    if (!Number.isInteger(weight) || weight < 0 || weight > 65535) throw errors.invalid('illegal weight specified');
+    if (!Number.isInteger(weight) || weight < 0 || weight > 0x7fffffff) throw errors.invalid('illegal weight specified');
     return weight;
   }
 
@@ -768,13 +775,14 @@ export class Balancer {
   // --- pinned state ----------------------------------------------------------------------------
 
   /** Takes over the state pinned with the maps; records the namespace when none is yet. */
-  private openStored(netns: string | undefined): void {
+  private openStored(netns: string | undefined, netnsCookie: bigint | undefined): void {
     const ctl = store.readCtl(this.dp);
     if (netns && ctl.netns && netns !== ctl.netns) {
       throw errors.invalid(`the balancer pinned at ${this.dp.pinPath} lives in network namespace ${ctl.netns}, not ${netns}`);
     }
     this.netns = netns ?? (ctl.netns || undefined);
     if (netns && !ctl.netns) store.writeCtl(this.dp, { netns });
+    if (netnsCookie && !ctl.netnsCookie) store.writeCtl(this.dp, { netnsCookie });
     this.adopt(store.readState(this.dp));
   }
 
@@ -945,6 +953,7 @@ export class Balancer {
   /** Where the dataplane's rr/wrr stands now, from its cursor. */
   private position(svc: ServiceState): SchedPosition {
     const state = this.dp.map('svc_sched').lookup(u32(svc.id));
+    if (state && svc.table.stepped) return steppedPosition(L.schedState.decode(state).cursor, schedDests(svc.dests));
     const len = svc.table.slots.length;
     if (!state || !len || !SCHEDULERS[svc.scheduler]!.table) return svc.position;
     const { cursor, start, atHead } = L.schedState.decode(state);
@@ -985,8 +994,9 @@ export class Balancer {
     write(listRange, dests.map((d) => d.index), () => 0);
     write(tableRange, table.slots, (i) => table.resume[i]!);
     this.dp.map('svc_sched').update(u32(svc.id), L.schedState.encode({
-      cursor: BigInt(table.start), table: tableRange.start, tableLen: table.slots.length, dests: listRange.start,
-      ndests: dests.length, start: table.start, atHead: table.position.last === undefined ? 1 : 0,
+      cursor: table.stepped ? steppedCursor(table.position.cw) : BigInt(table.start), table: tableRange.start,
+      tableLen: table.slots.length, dests: listRange.start, ndests: dests.length, start: table.start,
+      atHead: table.position.last === undefined ? 1 : 0, wrrDi: table.stepped?.di ?? 0, wrrMw: table.stepped?.mw ?? 0,
     }));
     // Where the control plane's model stands, for a process that reopens the pinned maps.
     const { last, cw } = table.position;

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Balancer } from './balancer.js';
 import type { Dataplane } from './dataplane.js';
 import { ESTIMATOR_INTERVAL_MS } from './estimator.js';
+import { dropIfStale } from './nstable.js';
 import * as store from './store.js';
 
 /** A heartbeat older than this means xvsd is stuck or gone. */
@@ -36,12 +37,17 @@ export function runningDaemon(dp: Dataplane): number | undefined {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Starts xvsd for the pinned balancer, detached, and waits until it has registered. */
-export async function startDaemon(dp: Dataplane, pinPath: string): Promise<number> {
+/**
+ * Starts xvsd for the pinned balancer, detached, and waits until it has registered. With `via`,
+ * xvsd starts in that process's mount namespace, where the pins are at via.pinPath (lib/nstable.ts).
+ */
+export async function startDaemon(dp: Dataplane, pinPath: string, via?: { pid: number; pinPath: string }): Promise<number> {
   const running = runningDaemon(dp);
   if (running) return running;
   const script = fileURLToPath(new URL('./xvsd.js', import.meta.url));
-  const child = spawn(process.execPath, [script, '--pin-path', pinPath], { detached: true, stdio: 'ignore' });
+  const xvsd = [process.execPath, script, '--pin-path', via?.pinPath ?? pinPath];
+  const argv = via ? ['nsenter', `--mount=/proc/${via.pid}/ns/mnt`, '--', ...xvsd] : xvsd;
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: 'ignore' });
   child.unref();
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
@@ -107,7 +113,8 @@ export function unregisterDaemon(b: Balancer): void {
 }
 
 /**
- * Runs xvsd until SIGTERM/SIGINT or until the pin directory disappears (xvsadm --teardown).
+ * Runs xvsd until SIGTERM/SIGINT, until the pin directory disappears (xvsadm --teardown) or until
+ * the network namespace its table belongs to is gone (the table is removed then).
  * Refuses to run beside another live xvsd of the same balancer.
  */
 export async function runDaemon(b: Balancer, pinPath: string, log: (line: string) => void): Promise<void> {
@@ -120,7 +127,7 @@ export async function runDaemon(b: Balancer, pinPath: string, log: (line: string
       resolve();
     };
     const timer = setInterval(() => {
-      if (!store.hasPins(pinPath)) return stop();
+      if (dropIfStale(b.dataplane, pinPath) || !store.hasPins(pinPath)) return stop();
       try {
         daemonTick(b);
       } catch (e) {

@@ -131,9 +131,9 @@ export const template = new StructCodec('xvs_template', 48, {
   destGen: f(32, 'u32'), timeout: f(36, 'u32'), counted: f(40, 'u32'),
 });
 
-export const schedState = new StructCodec('xvs_sched_state', 32, {
+export const schedState = new StructCodec('xvs_sched_state', 40, {
   cursor: f(0, 'u64'), table: f(8, 'u32'), tableLen: f(12, 'u32'), dests: f(16, 'u32'),
-  ndests: f(20, 'u32'), start: f(24, 'u32'), atHead: f(28, 'u32'),
+  ndests: f(20, 'u32'), start: f(24, 'u32'), atHead: f(28, 'u32'), wrrDi: f(32, 'u32'), wrrMw: f(36, 'u32'),
 });
 
 export const schedSlot = new StructCodec('xvs_sched_slot', 16, {
@@ -160,9 +160,9 @@ export const markKey = new StructCodec('xvs_mark_key', 24, {
 });
 
 // Control-plane state (bpf/xvs_ctl.h): never read by the XDP program.
-export const ctl = new StructCodec('xvs_ctl', 88, {
+export const ctl = new StructCodec('xvs_ctl', 96, {
   destGen: f(0, 'u32'), version: f(4, 'u32'), daemonPid: f(8, 'u32'), destHigh: f(12, 'u32'), daemonTickNs: f(16, 'u64'),
-  netns: f(24, 'cstr64'),
+  netns: f(24, 'cstr64'), netnsCookie: f(88, 'u64'),
 });
 
 export const schedCtl = new StructCodec('xvs_sched_ctl', 16, { start: f(0, 'u32'), last: f(4, 'u32'), cw: f(8, 'u32') });
@@ -204,7 +204,9 @@ export const markRule = new StructCodec('xvs_mark_rule', 12, {
   mark: f(0, 'u32'), portLo: f(4, 'u16'), portHi: f(6, 'u16'), proto: f(8, 'u8'),
 });
 
-export const twosDraws = new StructCodec('xvs_twos_draws', 8, { r1: f(0, 'u32'), r2: f(4, 'u32') });
+export const twosDraws = new StructCodec('xvs_twos_draws', 16, {
+  r1: f(0, 'u32'), r2: f(4, 'u32'), r1Hi: f(8, 'u32'), r2Hi: f(12, 'u32'),
+});
 
 export const sweep = new StructCodec('xvs_sweep', 32, {
   connsEnded: f(0, 'u64'), templatesEnded: f(8, 'u64'), templatesRearmed: f(16, 'u64'),

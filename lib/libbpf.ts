@@ -576,6 +576,12 @@ export function withNetns<T>(netns: string, fn: () => T): T {
   }
 }
 
+/** The cookie of the current or the given network namespace: unlike its inode, never reused. */
+export function netnsCookie(netns?: string): bigint {
+  const read = () => guard(() => native().netnsCookie());
+  return netns ? withNetns(netns, read) : read();
+}
+
 /** The ifindex of an interface, in the current or the given network namespace. */
 export function ifindex(name: string, netns?: string): number {
   const lookup = () => guard(() => native().ifNameToIndex(name));

@@ -150,6 +150,8 @@ export interface NativeAddon {
    * fn must be synchronous: sockets, ifindexes and XDP attachments it makes belong to that namespace.
    */
   withNetns<T>(nsPath: string, fn: () => T): T;
+  /** The cookie of the calling thread's network namespace (SO_NETNS_COOKIE): never reused in a boot. */
+  netnsCookie(): bigint;
 }
 
 /** The package root: the nearest folder above this file that holds package.json. */

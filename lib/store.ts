@@ -47,7 +47,7 @@ const SHAPES: Record<string, [number, number]> = {
 
 // --- the pin directory -----------------------------------------------------------------------
 
-function isBpffs(dir: string): boolean {
+export function isBpffs(dir: string): boolean {
   try {
     return statfsSync(dir).type === BPF_FS_MAGIC;
   } catch {

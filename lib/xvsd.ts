@@ -1,29 +1,34 @@
 #!/usr/bin/env node
 // xvsd: the xvs control daemon for a pinned balancer (see lib/daemon.ts). Runs in the foreground:
-// `xvsd [--pin-path DIR]` (default $XVS_PIN_PATH or /sys/fs/bpf/xvs); systemd/xvsd.service runs it
-// as a service, and `xvsadm --attach` starts it detached when none runs.
+// `xvsd [--pin-path DIR] [--netns NAME]` (default $XVS_PIN_PATH, else the table of NAME or of the
+// network namespace it runs in, lib/nstable.ts); systemd/xvsd.service runs it as a service, and
+// `xvsadm --attach` starts it detached when none runs.
 import { Balancer } from './balancer.js';
 import { runDaemon } from './daemon.js';
-import { DEFAULT_PIN_PATH } from './store.js';
+import { claimTable, locateTable } from './nstable.js';
 
-function pinPathArg(argv: string[]): string {
+function args(argv: string[]): { pinPath?: string; netns?: string } {
+  const out: { pinPath?: string; netns?: string } = { pinPath: process.env.XVS_PIN_PATH || undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--pin-path' && argv[i + 1]) return argv[i + 1]!;
-    if (a.startsWith('--pin-path=')) return a.slice('--pin-path='.length);
-    if (a === '-h' || a === '--help') {
-      process.stdout.write('Usage: xvsd [--pin-path DIR]\n');
+    if (a === '--pin-path' && argv[i + 1]) out.pinPath = argv[++i]!;
+    else if (a.startsWith('--pin-path=')) out.pinPath = a.slice('--pin-path='.length);
+    else if (a === '--netns' && argv[i + 1]) out.netns = argv[++i]!;
+    else if (a.startsWith('--netns=')) out.netns = a.slice('--netns='.length);
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write('Usage: xvsd [--pin-path DIR] [--netns NAME]\n');
       process.exit(0);
     }
   }
-  return process.env.XVS_PIN_PATH || DEFAULT_PIN_PATH;
+  return out;
 }
 
 async function main(): Promise<void> {
-  const pinPath = pinPathArg(process.argv.slice(2));
-  const b = Balancer.open({ pinPath });
+  const table = locateTable(args(process.argv.slice(2)));
+  claimTable(table);
+  const b = Balancer.open({ pinPath: table.pinPath, netns: table.netns, netnsCookie: table.cookie });
   try {
-    await runDaemon(b, pinPath, (line) => console.log(line));
+    await runDaemon(b, table.pinPath, (line) => console.log(line));
   } finally {
     b.close();
   }

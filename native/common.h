@@ -100,5 +100,6 @@ Napi::Value OpenPinnedMap(const Napi::CallbackInfo& info);
 Napi::Value OpenPinnedLink(const Napi::CallbackInfo& info);
 Napi::Value NewRingBuffer(const Napi::CallbackInfo& info);
 Napi::Value WithNetns(const Napi::CallbackInfo& info);
+Napi::Value NetnsCookie(const Napi::CallbackInfo& info);
 
 }  // namespace xvs

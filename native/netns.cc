@@ -1,9 +1,14 @@
 // withNetns: run a synchronous JS function with this thread in another network namespace.
+// netnsCookie: the calling thread's network namespace's cookie, unique for the boot (unlike its
+// inode number, which the kernel hands out again once the namespace is gone).
 #include "common.h"
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cstdint>
 
 #include <cerrno>
 
@@ -40,6 +45,21 @@ Napi::Value WithNetns(const Napi::CallbackInfo& info) {
   }
   Enter(env, saved.get(), home);
   return result;
+}
+
+Napi::Value NetnsCookie(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+#ifndef SO_NETNS_COOKIE
+  constexpr int SO_NETNS_COOKIE = 71;
+#endif
+  OwnedFd sock(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (sock.get() < 0) ThrowErrno(env, errno, "socket(AF_UNIX)");
+  uint64_t cookie = 0;
+  socklen_t len = sizeof(cookie);
+  if (getsockopt(sock.get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0) {
+    ThrowErrno(env, errno, "getsockopt(SO_NETNS_COOKIE)");
+  }
+  return Napi::BigInt::New(env, cookie);
 }
 
 }  // namespace xvs

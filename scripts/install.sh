@@ -18,5 +18,9 @@ fi
 
 # bpf_fib_lookup, pinning and XDP need bpffs; most systems mount it already.
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+# `ip netns exec` hides /sys/fs/bpf behind a fresh /sys: xvs reaches it there through this bind
+# mount, which every xvs command in the host's mount namespace also makes (lib/nstable.ts).
+mkdir -p /run/xvs/bpffs
+mountpoint -q /run/xvs/bpffs || mount --bind /sys/fs/bpf /run/xvs/bpffs
 
 npm ci --no-audit --no-fund

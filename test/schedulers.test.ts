@@ -34,6 +34,15 @@ const markService = (scheduler: string, extra: Partial<DifferentialSpec> = {}): 
   scheduler, protocol: 'tcp', fwmark: 7, ...extra,
 });
 const tcpMix = { vips: [VIP], ports: [80], changes: true };
+/** Weights up to INT_MAX, as ipvsadm and the kernel take them; their sum passes 2^32. */
+const HUGE = [{ weight: 2147483647 }, { weight: 2147483646 }, { weight: 1 }, { weight: 2147483645 }];
+/** ... with thresholds, so that servers are overloaded (wrr then skips rounds by the billion). */
+const HUGE_THRESHOLDS = [
+  { weight: 2147483647, upper: 3, lower: 1 }, { weight: 2147483646, upper: 2 }, { weight: 1 }, { weight: 2147483645, upper: 4, lower: 2 },
+];
+/** wrr's period (sum of weight/gcd) stays short when the weights share a large divisor: a table. */
+const HUGE_WRR = [{ weight: 2147483646 }, { weight: 1073741823 }, { weight: 0 }, { weight: 1073741823 }];
+const hugeMix = (changes: boolean) => ({ vips: [VIP], ports: [80], changes });
 
 const cases: Case[] = [
   ...['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'fo', 'ovf', 'twos'].map((s) => ({ name: `${s} tcp`, spec: tcpService(s), mix: tcpMix })),
@@ -44,6 +53,19 @@ const cases: Case[] = [
   ...[0, 1, 2, 3].flatMap((flags) => ['sh', 'mh'].map((s) => ({
     name: `${s} flags ${flags}`, spec: tcpService(s, { flags }), mix: tcpMix,
   }))),
+  ...['rr', 'lc', 'wlc', 'sed', 'nq', 'fo', 'ovf', 'twos', 'sh', 'mh'].map((s) => ({
+    name: `${s} weights near 2^31`, spec: tcpService(s), mix: hugeMix(false), reals: HUGE,
+  })),
+  ...['dh', 'lblc', 'lblcr'].map((s) => ({
+    name: `${s} weights near 2^31`, spec: markService(s), mix: { vips: MARK_VIPS, ports: [80], changes: false }, reals: HUGE,
+  })),
+  { name: 'wrr stepped (period of billions)', spec: tcpService('wrr'), mix: hugeMix(false), reals: HUGE },
+  { name: 'wrr stepped, servers overloaded', spec: tcpService('wrr'), mix: hugeMix(false), reals: HUGE_THRESHOLDS },
+  ...['wlc', 'twos', 'lblcr', 'wrr'].map((s) => ({
+    name: `${s} weights near 2^31, then changed`, spec: s === 'lblcr' ? markService(s) : tcpService(s),
+    mix: s === 'lblcr' ? { vips: MARK_VIPS, ports: [80], changes: true } : hugeMix(true), reals: HUGE,
+  })),
+  { name: 'wrr weights near 2^31', spec: tcpService('wrr'), mix: hugeMix(false), reals: HUGE_WRR },
   { name: 'wlc nat', spec: tcpService('wlc', { method: 'nat' }), mix: tcpMix },
   { name: 'wlc persistent /24', spec: tcpService('wlc', { persistent: 50, netmask: '255.255.255.0' }), mix: { ...tcpMix, maxAdvance: 80 } },
   { name: 'rr persistent port 0', spec: tcpService('rr', { port: 0, persistent: 30 }), mix: { vips: [VIP], ports: [80, 443, 8443], changes: true, maxAdvance: 70 } },

@@ -344,7 +344,7 @@ class Parser {
         return;
       case 'w':
         this.setOption('weight');
-        ce.dest.weight = this.number(arg!, 0, 65535, msg.illegalWeight);
+        ce.dest.weight = this.number(arg!, 0, 0x7fffffff, msg.illegalWeight);
         return;
       case 'x':
         this.setOption('u-threshold');

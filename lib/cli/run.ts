@@ -5,7 +5,8 @@ import { addressBytes, familyOf } from '../address.js';
 import { Balancer, type MarkRule, type ServiceInfo, type ServiceKey, type ServiceOptions } from '../balancer.js';
 import { runningDaemon, startDaemon, stopDaemon } from '../daemon.js';
 import { errors, XvsError } from '../errors.js';
-import { DEFAULT_PIN_PATH, hasPins } from '../store.js';
+import { claimTable, locateTable, type Table } from '../nstable.js';
+import { hasPins } from '../store.js';
 import { formatConnections, formatServices } from './format.js';
 import { IPPROTO_SCTP, IPPROTO_UDP } from './names.js';
 import { AF_INET6, CliExit, type Command, fail, formatMarkRule, parseCommand } from './parse.js';
@@ -28,9 +29,11 @@ const EXTENSIONS = new Set<Command['cmd']>(['attach', 'detach', 'teardown', 'add
 
 const MUTATING = new Set<Command['cmd']>(['add', 'edit', 'del', 'flush', 'adddest', 'editdest', 'deldest', 'timeout', 'zero', 'attach', 'detach', 'addmarkrule', 'delmarkrule']);
 
-/** --pin-path DIR / --pin-path=DIR, allowed anywhere before "--"; taken out before ipvsadm's parsing. */
-function takePinPath(argv: readonly string[], env: Env): { pinPath: string; rest: string[] } {
-  let pinPath = env.XVS_PIN_PATH || DEFAULT_PIN_PATH;
+/** xvs's global options --pin-path DIR and --netns NAME (also as --opt=VALUE), allowed anywhere
+ * before "--"; taken out before ipvsadm's parsing. */
+function takeGlobals(argv: readonly string[], env: Env): { pinPath?: string; netns?: string; rest: string[] } {
+  const globals: { pinPath?: string; netns?: string } = { pinPath: env.XVS_PIN_PATH || undefined };
+  const names = { '--pin-path': 'pinPath', '--netns': 'netns' } as const;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -38,11 +41,13 @@ function takePinPath(argv: readonly string[], env: Env): { pinPath: string; rest
       rest.push(...argv.slice(i));
       break;
     }
-    if (a === '--pin-path' && i + 1 < argv.length) pinPath = argv[++i]!;
-    else if (a.startsWith('--pin-path=')) pinPath = a.slice('--pin-path='.length);
+    const [flag, value] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const name = names[flag as keyof typeof names];
+    if (name && value !== undefined) globals[name] = value;
+    else if (name && i + 1 < argv.length) globals[name] = argv[++i]!;
     else rest.push(a);
   }
-  return { pinPath, rest };
+  return { ...globals, rest };
 }
 
 /** config_stream_read: whitespace-separated words per line; the word "ipvsadm" (or "xvsadm") is skipped. */
@@ -236,22 +241,31 @@ async function parseAll(argv: string[], program: string, io: Io): Promise<{ comm
 
 /** Runs xvsadm with argv (without the program name); returns the exit status. */
 export async function xvsadm(argv: readonly string[], program: string, io: Io, env: Env = process.env): Promise<number> {
-  const { pinPath, rest } = takePinPath(argv, env);
+  const globals = takeGlobals(argv, env);
   let parsed: { commands: Command[]; exit?: CliExit };
   try {
-    parsed = await parseAll(rest, program, io);
+    parsed = await parseAll(globals.rest, program, io);
   } catch (e) {
     if (e instanceof CliExit) return exitWith(e, io);
     throw e;
   }
   const { commands } = parsed;
+  let table: Table;
+  try {
+    // --netns after --attach in a -R line, as before it was global.
+    const netns = globals.netns ?? commands.find((c) => c.cmd === 'attach')?.netns;
+    table = locateTable({ pinPath: globals.pinPath, netns });
+    claimTable(table);
+  } catch (e) {
+    return exitWith(fail(xvs.cannotInit((e as Error).message)), io);
+  }
+  const { pinPath } = table;
   if (commands[0]?.cmd === 'teardown') return teardown(pinPath);
 
   let b: Balancer;
   try {
-    const attach = commands.find((c) => c.cmd === 'attach');
     const maxConnections = env.XVS_MAX_CONNECTIONS ? Number(env.XVS_MAX_CONNECTIONS) : undefined;
-    b = Balancer.open({ pinPath, netns: attach?.netns, maxConnections });
+    b = Balancer.open({ pinPath, netns: table.netns, netnsCookie: table.cookie, maxConnections });
   } catch (e) {
     return exitWith(fail(xvs.cannotInit((e as Error).message)), io);
   }
@@ -275,7 +289,7 @@ export async function xvsadm(argv: readonly string[], program: string, io: Io, e
     await emit(runner.outputs, io);
     if (runner.wantDaemon && !env.XVS_NO_XVSD) {
       try {
-        await startDaemon(b.dataplane, pinPath);
+        await startDaemon(b.dataplane, pinPath, table.via);
       } catch (e) {
         io.stderr(`${program}: attached, but ${(e as Error).message}\n`);
       }

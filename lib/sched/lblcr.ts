@@ -6,7 +6,7 @@
 // is never chosen.
 import { expireEntries, LBLC_EXPIRATION, lblcOverloaded, lblcTimer, type LblcTimer, type LocalityModel } from './lblc.js';
 import { wlcChoose } from './wlc.js';
-import { overhead, type ModelDest, type ModelPacket, type SchedChange, type Scheduler } from './types.js';
+import { overhead, productGreater, type ModelDest, type ModelPacket, type SchedChange, type Scheduler } from './types.js';
 
 export const LBLCR_SET_MAX = 16;
 
@@ -23,7 +23,7 @@ function setMin(set: ServerSet, dests: readonly ModelDest[]): ModelDest | undefi
     const d = dests.find((x) => x.index === m);
     if (!d || d.overloaded) continue;
     const doh = overhead(d);
-    if (least ? loh * d.weight > doh * least.weight : d.weight > 0) {
+    if (least ? productGreater(loh, d.weight, doh, least.weight) : d.weight > 0) {
       least = d;
       loh = doh;
     }
@@ -40,7 +40,7 @@ function setMax(set: ServerSet, dests: readonly ModelDest[]): number {
     const d = dests.find((x) => x.index === m);
     if (!d || d.weight <= 0) return;
     const doh = overhead(d);
-    if (most < 0 || moh * d.weight < doh * mw) {
+    if (most < 0 || productGreater(doh, mw, moh, d.weight)) {
       most = i;
       moh = doh;
       mw = d.weight;

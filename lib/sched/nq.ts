@@ -1,6 +1,6 @@
 // Never queue (ip_vs_nq.c): the first server in list order without active connections, else as
 // sed; overloaded and weight-0 servers are skipped.
-import { stateless, type ModelDest, type Scheduler } from './types.js';
+import { productGreater, stateless, type ModelDest, type Scheduler } from './types.js';
 
 function choose(dests: readonly ModelDest[]): number | undefined {
   let least: ModelDest | undefined;
@@ -9,7 +9,7 @@ function choose(dests: readonly ModelDest[]): number | undefined {
     if (d.overloaded || d.weight === 0) continue;
     const doh = d.active + 1;
     if (d.active === 0) return d.index;
-    if (!least || loh * d.weight > doh * least.weight) {
+    if (!least || productGreater(loh, d.weight, doh, least.weight)) {
       least = d;
       loh = doh;
     }

@@ -33,6 +33,8 @@ export interface SchedTable {
   start: number;
   /** The kernel's position right after the change, before any new choice. */
   position: SchedPosition;
+  /** wrr whose period is too long for a table: the dataplane steps the kernel's cw (bpf/sched_wrr.h). */
+  stepped?: { di: number; mw: number };
 }
 
 /** An empty bucket of a dh, sh or mh table (XVS_NO_DEST). */
@@ -85,8 +87,8 @@ export interface ModelPacket {
   flags: number;
   /** The dataplane clock, in seconds. */
   now: number;
-  /** twos: the two random draws the dataplane made (twos_draws). */
-  draws?: [number, number];
+  /** twos: the random draws the dataplane made (twos_draws): r1, r2 and their high halves. */
+  draws?: [number, number, number?, number?];
 }
 
 /** The kernel's scheduler, step by step. */
@@ -105,6 +107,17 @@ export function bucketTable(slots: number[]): SchedTable {
 /** A model for schedulers that keep nothing between choices. */
 export function stateless(choose: (dests: readonly ModelDest[], pkt: ModelPacket) => number | undefined): SchedModel {
   return { changed() {}, schedule: choose };
+}
+
+/**
+ * a * b > c * d for 32-bit ints, exact as the kernel's 64-bit products: doubles lose the low bits
+ * of products above 2^53 (weights near 2^31 times large overheads).
+ */
+export function productGreater(a: number, b: number, c: number, d: number): boolean {
+  const left = a * b;
+  const right = c * d;
+  if (Math.abs(left) <= Number.MAX_SAFE_INTEGER && Math.abs(right) <= Number.MAX_SAFE_INTEGER) return left > right;
+  return BigInt(a) * BigInt(b) > BigInt(c) * BigInt(d);
 }
 
 /** ip_vs_dest_conn_overhead. */

@@ -1,7 +1,7 @@
 // Weighted least-connection (ip_vs_wlc.c), IPVS's default: the first server in list order with
 // weight > 0 that is not overloaded, then any later one with a strictly lower overhead/weight,
 // compared as loh * w_d > doh * w_least. lblc and lblcr fall back to it.
-import { overhead, stateless, type ModelDest, type Scheduler } from './types.js';
+import { overhead, productGreater, stateless, type ModelDest, type Scheduler } from './types.js';
 
 export function wlcChoose(dests: readonly ModelDest[]): ModelDest | undefined {
   return weightedLeast(dests, overhead);
@@ -14,7 +14,7 @@ export function weightedLeast(dests: readonly ModelDest[], load: (d: ModelDest) 
   for (const d of dests) {
     if (d.overloaded) continue;
     const doh = load(d);
-    if (least ? loh * d.weight > doh * least.weight : d.weight > 0) {
+    if (least ? productGreater(loh, d.weight, doh, least.weight) : d.weight > 0) {
       least = d;
       loh = doh;
     }

@@ -8,6 +8,13 @@ import {
   type SchedModel, type SchedPosition, type SchedTable, type Scheduler,
 } from './types.js';
 
+/**
+ * The longest choice sequence (one period: the sum of weight/gcd) written as a table. Weights near
+ * 2^31 without a large common divisor make periods of billions: the dataplane then steps the
+ * kernel's cw and list position itself (bpf/sched_wrr.h).
+ */
+export const WRR_MAX_TABLE = 1 << 16;
+
 function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];
   return a;
@@ -29,10 +36,12 @@ export function wrrChangedCw(cw: number, di: number, mw: number): number {
 
 function table(dests: readonly SchedDest[], pos: SchedPosition, change: SchedChange): SchedTable {
   const { di, mw } = wrrParams(dests);
+  const cw = change.kind === 'init' ? mw : wrrChangedCw(pos.cw, di, mw);
+  const period = dests.reduce((n, d) => n + Math.floor(Math.max(d.weight, 0) / di), 0);
+  if (period > WRR_MAX_TABLE) return { slots: [], cws: [], resume: [], start: 0, position: { last: undefined, cw }, stepped: { di, mw } };
   const slots: number[] = [];
   const cws: number[] = [];
   const resume: number[] = [];
-  const cw = change.kind === 'init' ? mw : wrrChangedCw(pos.cw, di, mw);
   let start = 0;
   for (let round = mw; round > 0; round -= di) {
     if (round === cw) start = slots.length;
@@ -45,6 +54,17 @@ function table(dests: readonly SchedDest[], pos: SchedPosition, change: SchedCha
     }
   }
   return { slots, cws, resume, start, position: { last: undefined, cw } };
+}
+
+/** The cursor of a stepped wrr (bpf/sched_wrr.h) at the list head with this cw. */
+export function steppedCursor(cw: number): bigint {
+  return BigInt(cw) << 32n;
+}
+
+/** Where a stepped wrr stands, from its cursor: cw << 32 | (list position + 1), 0 = the head. */
+export function steppedPosition(cursor: bigint, dests: readonly SchedDest[]): SchedPosition {
+  const at = Number(cursor & 0xffffffffn);
+  return { last: at ? dests[at - 1]?.index : undefined, cw: Number(cursor >> 32n) };
 }
 
 /** The kernel's wrr, step by step. */
@@ -93,6 +113,13 @@ export class WrrModel implements SchedModel {
         }
         restarted = true;
       }
+      // Rounds above the highest usable weight choose nothing: the kernel walks them one by one
+      // (billions with weights near 2^31); going straight to the first that can choose is the
+      // same. With nothing usable, straight to the last pass, where the kernel's scan ends.
+      const usable = this.dests.filter((d) => !overloaded.has(d.index) && d.weight > 0);
+      const maxUsable = usable.reduce((m, d) => Math.max(m, d.weight), 0);
+      const top = maxUsable > 0 ? Math.floor((maxUsable - 1) / this.di) * this.di + 1 : 1;
+      if (this.cw > top) this.cw = top;
       lastPass = this.cw <= this.di;
       if (lastPass && restarted && last !== -1) stop = last;
     }

@@ -139,7 +139,7 @@ export class Differential {
     });
     const { verdict, out } = this.lab.run(frame);
     const draws = L.twosDraws.decode(this.lab.lb.dataplane.map('twos_draws').lookup(Buffer.alloc(4))!);
-    const expected = this.model.packet({ ...p, draws: [draws.r1, draws.r2] });
+    const expected = this.model.packet({ ...p, draws: [draws.r1, draws.r2, draws.r1Hi, draws.r2Hi] });
     const got = verdict === 'redirect' || verdict === 'tx' ? this.realOf(out, p.daddr) : verdict;
     const want = expected.verdict === 'fwd' ? expected.real.address : expected.verdict;
     expect(got, `${this.where}: ${p.protocol} ${p.saddr}:${p.sport} -> ${p.daddr}:${p.dport} ${p.flags ?? ''}`).toBe(want);

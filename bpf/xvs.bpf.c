@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* xvs dataplane: an XDP program that balances IPv4 and IPv6 TCP and UDP virtual services the way
+/* xvs dataplane: an XDP program that balances IPv4 and IPv6 TCP, UDP and SCTP virtual services the way
  * IPVS does. Per packet: parse, look up the connection; an established connection is forwarded by
  * its real server's method without looking at the service or its scheduler. A packet without one
  * looks up its service (firewall mark, then ⟨protocol, address, port⟩, then port 0), and may
@@ -120,7 +120,7 @@ static __noinline int conn_start(struct xvs_pkt *p, const struct xvs_service *sv
 	c->dest = di;
 	c->dest_gen = d->gen;
 	c->method = d->method;
-	c->state = p->key.proto == IPPROTO_TCP ? XVS_TCP_S_NONE : XVS_UDP_S_NORMAL;
+	c->state = p->key.proto == IPPROTO_UDP ? XVS_UDP_S_NORMAL : XVS_TCP_S_NONE; /* = XVS_SCTP_S_NONE */
 	c->counted = XVS_COUNTED_INACTIVE;
 	c->rport = rport;
 	if (svc->flags & XVS_SVC_F_PERSISTENT)
@@ -208,7 +208,7 @@ static __noinline int nat_reply(struct xvs_pkt *p, const struct xvs_config *cfg,
 	return fwd_to_client(p, &r->vaddr, r->vport);
 }
 
-/* What to do with a TCP or UDP packet or a later fragment: its decision lands in p->fwd. A global
+/* What to do with a TCP, UDP or SCTP packet or a later fragment: its decision lands in p->fwd. A global
  * function (see xvs_forward()). The connection is looked up first: an established connection goes
  * on to its real server whatever its service's scheduler; only a packet without one looks up its
  * service (firewall mark, then ⟨protocol, address, port⟩, then port 0) and may start one. */
@@ -278,6 +278,7 @@ struct xvs_enums {
 	enum xvs_conn_state state;
 	enum xvs_reason reason;
 	enum xvs_est_kind est_kind;
+	enum xvs_sctp_state sctp_state;
 };
 const volatile struct xvs_enums xvs_enums_btf;
 /* The sweeper's frame layout reaches the control plane through BTF the same way. */

@@ -29,13 +29,19 @@ static __always_inline int conn_may_start(const struct xvs_pkt *p)
 {
 	if (p->key.proto == IPPROTO_UDP)
 		return 1;
+	if (p->key.proto == IPPROTO_SCTP)
+		return p->sctp_chunk == XVS_SCTP_CID_INIT;
 	return (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) == TCP_FLAG_SYN;
 }
 
 /* conn_reuse_mode 1 (is_new_conn_expected): a new SYN on a TCP connection that finished
- * (TIME_WAIT, CLOSE) and that no template controls starts a new connection, scheduled afresh. */
+ * (TIME_WAIT, CLOSE), or an INIT on a CLOSED SCTP one, that no template controls starts a new
+ * connection, scheduled afresh. */
 static __always_inline int conn_reused(const struct xvs_conn *c, const struct xvs_pkt *p)
 {
+	if (p->key.proto == IPPROTO_SCTP)
+		return p->sctp_chunk == XVS_SCTP_CID_INIT && !(c->flags & XVS_CONN_F_CONTROLLED) &&
+		       c->state == XVS_SCTP_S_CLOSED;
 	return p->key.proto == IPPROTO_TCP &&
 	       (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
 	       !(c->flags & XVS_CONN_F_CONTROLLED) &&

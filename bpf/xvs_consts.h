@@ -115,9 +115,9 @@ enum xvs_reason {
 	XVS_R_PASS_NOT_IP,	 /* neither IPv4 nor IPv6: passed */
 	XVS_R_PASS_MALFORMED,	 /* truncated or inconsistent L2/L3/L4 header: passed */
 	XVS_R_PASS_FRAGMENT,	 /* a later fragment of no balanced datagram (or a fragmented ICMP): passed */
-	XVS_R_PASS_NOT_L4,	 /* neither TCP, UDP nor ICMP: passed */
+	XVS_R_PASS_NOT_L4,	 /* neither TCP, UDP, SCTP nor ICMP: passed */
 	XVS_R_PASS_NO_SERVICE,	 /* not for a virtual service nor a NAT reply: passed */
-	XVS_R_PASS_NO_CONN,	 /* for a service, no connection, cannot start one (not a SYN) */
+	XVS_R_PASS_NO_CONN,	 /* for a service, no connection, cannot start one (not a SYN, not an SCTP INIT) */
 	XVS_R_PASS_NO_DEST,	 /* for a service, no real server available */
 	XVS_R_PASS_NO_NEIGH,	 /* next hop not resolved yet: passed so the kernel resolves it */
 	XVS_R_PASS_FIB,		 /* no usable route (fib lookup failed): passed */

@@ -92,7 +92,7 @@ static __always_inline __be16 *l4_port(struct xvs_pkt *p, int dst)
 
 /* Rewrites the destination (dst = 1: a NAT request) or the source (a NAT reply) address and
  * port, fixing the IPv4 header checksum and the TCP/UDP checksum, whose pseudo-header holds the
- * addresses (IPv6 has no header checksum). A UDP checksum of 0 (none, IPv4 only) stays 0. A later
+ * addresses (IPv6 has no header checksum), or SCTP's CRC32c, which covers only the ports. A UDP checksum of 0 (none, IPv4 only) stays 0. A later
  * fragment has no ports: only its address changes (the first fragment's checksum covers the
  * datagram). An ICMP error is translated as a whole by icmp_nat(). */
 static __always_inline void nat_rewrite(struct xvs_pkt *p, int dst, const union xvs_addr *to,
@@ -120,6 +120,10 @@ static __always_inline void nat_rewrite(struct xvs_pkt *p, int dst, const union 
 	}
 	if (!p->l4)
 		return;
+	if (p->key.proto == IPPROTO_SCTP) {
+		sctp_nat_port(p->l4, p->data_end, p->ip_len - (p->l4_off - p->l3_off), dst, port);
+		return;
+	}
 	__sum16 *l4sum = l4_check(p);
 	if (!l4sum)
 		return;

@@ -283,7 +283,7 @@ static __always_inline int icmp_is_error(const struct xvs_pkt *p, __u8 type)
 	       type == ICMPV6_TIME_EXCEED || type == ICMPV6_PARAMPROB;
 }
 
-/* The packet quoted by an ICMP error: a TCP or UDP packet of the same family, not a later
+/* The packet quoted by an ICMP error: a TCP, UDP or SCTP packet of the same family, not a later
  * fragment, IPv6 without extension headers. */
 struct xvs_quote {
 	void *saddr;	   /* 4 bytes (IPv4) or 16 (IPv6) */
@@ -296,12 +296,14 @@ struct xvs_quote {
 
 /* Every family-specific function below takes its own header pointer: the verifier does not
  * relate a test of p->ip4 to p->ip6, so each path must check the pointer it dereferences. */
-/* The quote's ports and, when the quote reaches it, TCP/UDP checksum. */
+/* The quote's ports and, when the quote reaches it, TCP/UDP checksum (a quoted SCTP packet's
+ * CRC32c covers its whole packet, which a quote does not hold: it is left, as the kernel does). */
 static __always_inline int quote_ports(struct xvs_pkt *p, struct xvs_quote *q, void *ql4)
 {
 	void *end = p->data_end;
 
-	if ((q->proto != IPPROTO_TCP && q->proto != IPPROTO_UDP) || ql4 + 4 > end)
+	if ((q->proto != IPPROTO_TCP && q->proto != IPPROTO_UDP && q->proto != IPPROTO_SCTP) ||
+	    ql4 + 4 > end)
 		return -1;
 	q->ports = ql4;
 	q->l4_check = NULL;

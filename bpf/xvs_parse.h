@@ -22,6 +22,7 @@
 #include <bpf/bpf_endian.h>
 #include "xvs_consts.h"
 #include "xvs_structs.h"
+#include "xvs_sctp.h"
 
 #define IP_DF 0x4000
 #define IP_MF 0x2000
@@ -90,6 +91,7 @@ struct xvs_pkt {
 	__u16 l4_off;		/* TCP, UDP or ICMP header; 0 in a later fragment */
 	struct xvs_conn_key key; /* the packet's own 5-tuple (ports 0 for ICMP and later fragments) */
 	struct xvs_fwd_req fwd;
+	__u8 sctp_chunk;	/* SCTP: the chunk type that drives the state (xvs_sctp.h) */
 };
 
 /* L4 headers lie at most this far into the frame: IPv6 extension headers reaching beyond are
@@ -196,7 +198,7 @@ static __always_inline int parse_ipv6(struct xvs_pkt *p, struct ipv6hdr *ip6, vo
 	return -1;
 }
 
-/* Reads the ports (TCP, UDP) or checks the header (ICMP of the packet's family). */
+/* Reads the ports (TCP, UDP, SCTP) or checks the header (ICMP of the packet's family). */
 static __always_inline int parse_l4(struct xvs_pkt *p, void *l4, __u32 l4_len, void *data_end)
 {
 	if (p->key.proto == IPPROTO_TCP) {
@@ -222,6 +224,11 @@ static __always_inline int parse_l4(struct xvs_pkt *p, void *l4, __u32 l4_len, v
 			return XVS_R_PASS_MALFORMED;
 		p->key.sport = udp->source;
 		p->key.dport = udp->dest;
+	} else if (p->key.proto == IPPROTO_SCTP) {
+		int reason = parse_sctp(l4, l4_len, data_end, p->frag, &p->key, &p->sctp_chunk);
+
+		if (reason >= 0)
+			return reason;
 	} else if (is_icmp(p)) {
 		if (l4 + XVS_ICMP_HLEN > data_end || l4_len < XVS_ICMP_HLEN)
 			return XVS_R_PASS_MALFORMED;
@@ -234,7 +241,7 @@ static __always_inline int parse_l4(struct xvs_pkt *p, void *l4, __u32 l4_len, v
 	return -1;
 }
 
-/* Returns -1 when p describes an IPv4 or IPv6 TCP, UDP or ICMP packet or a later fragment, else
+/* Returns -1 when p describes an IPv4 or IPv6 TCP, UDP, SCTP or ICMP packet or a later fragment, else
  * the enum xvs_reason to pass it. */
 static __always_inline int parse_packet(struct xdp_md *ctx, struct xvs_pkt *p)
 {

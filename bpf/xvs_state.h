@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* IPVS connection states: the TCP transition tables of ip_vs_proto_tcp.c (INPUT for a NAT
  * connection's client side, OUTPUT for its replies, INPUT_ONLY for DR and TUN, which see only the
- * client's side), flag priority rst > syn > fin > ack, and a packet with none of them -> CLOSE. */
+ * client's side), flag priority rst > syn > fin > ack, and a packet with none of them -> CLOSE.
+ * SCTP's tables and timeouts are in xvs_sctp.h. */
 #ifndef XVS_STATE_H
 #define XVS_STATE_H
 
@@ -92,17 +93,24 @@ static __always_inline void conn_touch(struct xvs_conn *c, const struct xvs_pkt 
 {
 	__u8 state = c->state;
 
-	if (p->key.proto == IPPROTO_TCP)
+	__u8 est = XVS_TCP_S_ESTABLISHED;
+
+	if (p->key.proto == IPPROTO_TCP) {
 		state = tcp_next_state(table, state, p->tcp_flags);
+	} else if (p->key.proto == IPPROTO_SCTP) {
+		state = sctp_next_state(table, state, p->sctp_chunk);
+		est = XVS_SCTP_S_ESTABLISHED;
+	}
 	if (state != c->state) {
-		int was_established = c->state == XVS_TCP_S_ESTABLISHED;
-		int established = state == XVS_TCP_S_ESTABLISHED;
+		int was_established = c->state == est;
+		int established = state == est;
 
 		c->state = state;
 		if (was_established != established)
 			conn_count_established(c, established);
 	}
-	__u32 timeout = cfg->timeout[state & (XVS_STATE_SLOTS - 1)];
+	__u32 timeout = p->key.proto == IPPROTO_SCTP ? xvs_sctp_timeouts[state & 15]
+						     : cfg->timeout[state & (XVS_STATE_SLOTS - 1)];
 	if (c->timeout != timeout)
 		c->timeout = timeout;
 	if (now - c->last_seen >= XVS_LAST_SEEN_GRANULE_NS)

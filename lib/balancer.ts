@@ -21,7 +21,7 @@ import { tunnelSourceValue, type TunnelSource } from './tunnel.js';
 
 export type { TunnelSource } from './tunnel.js';
 
-export type Protocol = 'tcp' | 'udp';
+export type Protocol = 'tcp' | 'udp' | 'sctp';
 export type Method = 'dr' | 'nat' | 'tun';
 export type XdpMode = 'native' | 'generic';
 export type { ConnectionInfo } from './connections.js';
@@ -32,7 +32,7 @@ export const DEFAULT_SCHEDULER = 'wlc';
 /** ipvsadm's -p without a value. */
 export const DEFAULT_PERSISTENT_TIMEOUT = 360;
 const MAX_PERSISTENT_TIMEOUT = 86400 * 31;
-const PROTO_NUMBER: Record<Protocol, number> = { tcp: 6, udp: 17 };
+const PROTO_NUMBER: Record<Protocol, number> = { tcp: 6, udp: 17, sctp: 132 };
 const METHOD_ENUM: Record<Method, string> = { dr: 'XVS_FWD_DR', nat: 'XVS_FWD_NAT', tun: 'XVS_FWD_TUN' };
 const SCHED_FLAG_BITS: Record<string, number> = {
   'flag-1': 1, 'flag-2': 2, 'flag-3': 4, 'sh-fallback': 1, 'sh-port': 2, 'mh-fallback': 1, 'mh-port': 2,
@@ -649,8 +649,8 @@ export class Balancer {
       if (family !== 'inet' && family !== 'inet6') throw errors.invalid(`unknown address family ${String(family)}`);
       return this.serviceKeyString(key);
     }
-    if (key.protocol !== 'tcp' && key.protocol !== 'udp') {
-      throw errors.invalid(`unknown protocol ${String(key.protocol)}: use tcp or udp`);
+    if (!Object.hasOwn(PROTO_NUMBER, key.protocol)) {
+      throw errors.invalid(`unknown protocol ${String(key.protocol)}: use tcp, udp or sctp`);
     }
     if (!familyOf(key.address)) throw errors.invalid(`illegal virtual server address: ${key.address}`);
     if (!Number.isInteger(key.port) || key.port < 0 || key.port > 65535) {
@@ -923,7 +923,7 @@ export class Balancer {
   }
 
   private natRealRef(svc: ServiceState, d: DestState, delta: 1 | -1): void {
-    const protocols: Protocol[] = 'fwmark' in svc.key ? ['tcp', 'udp'] : [svc.key.protocol];
+    const protocols: Protocol[] = 'fwmark' in svc.key ? ['tcp', 'udp', 'sctp'] : [svc.key.protocol];
     for (const protocol of protocols) {
       const key = L.realKey.encode({
         addr: addressBytes(d.address),
@@ -1048,7 +1048,7 @@ export class Balancer {
 function storedServiceKey(k: store.StoredService['key']): ServiceKey {
   const family = k.af === afNumber('inet6') ? 'inet6' : 'inet';
   if (k.fwmark) return { fwmark: k.fwmark, family };
-  return { protocol: k.proto === PROTO_NUMBER.udp ? 'udp' : 'tcp', address: formatAddress(k.addr, family), port: k.port };
+  return { protocol: protocolOf(k.proto), address: formatAddress(k.addr, family), port: k.port };
 }
 
 /** The textual form ipvsadm prints (RFC 5952 for IPv6). */
@@ -1074,4 +1074,9 @@ function schedDests(dests: readonly DestState[]): SchedDest[] {
       : a.readUInt32BE(0);
     return { index: d.index, weight: d.weight, lastWeight: d.lastWeight, addr, port: d.port };
   });
+}
+
+/** The protocol of an IP protocol number of a stored service. */
+function protocolOf(proto: number): Protocol {
+  return (Object.keys(PROTO_NUMBER) as Protocol[]).find((p) => PROTO_NUMBER[p] === proto) ?? 'tcp';
 }

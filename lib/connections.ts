@@ -9,7 +9,7 @@ import * as L from './layout.js';
 export interface ConnectionInfo {
   /** 'ip' for the persistence templates of firewall-mark services (IPVS's IPPROTO_IP). */
   protocol: Protocol | 'ip';
-  /** IPVS state names ('ESTABLISHED', 'SYN_RECV', ...); UDP connections show 'UDP'. */
+  /** IPVS state names ('ESTABLISHED', 'SYN_RECV', SCTP's 'C-ECHOED', ...); UDP connections show 'UDP'. */
   state: string;
   /** Time left before expiry. */
   expiresMs: number;
@@ -36,6 +36,13 @@ export interface DestRef {
 
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
+const IPPROTO_SCTP = 132;
+const PROTOCOLS: Record<number, Protocol> = { [IPPROTO_TCP]: 'tcp', [IPPROTO_UDP]: 'udp', [IPPROTO_SCTP]: 'sctp' };
+/** enum xvs_sctp_state → the name ip_vs_proto_sctp.c prints, where it is not the enum's own. */
+const SCTP_NAMES: Record<string, string> = {
+  COOKIE_SENT: 'C-SENT', COOKIE_REPLIED: 'C-REPLIED', COOKIE_WAIT: 'C-WAIT', COOKIE_ECHOED: 'C-ECHOED',
+  SHUTDOWN_SENT: 'S-SENT', SHUTDOWN_RECEIVED: 'S-RECEIVED', SHUTDOWN_ACK_SENT: 'S-ACK-SENT',
+};
 
 /** The exact counts the dataplane keeps for a real server (dest_conns). */
 export function destCounts(dp: Dataplane, index: number): ConnCounts {
@@ -47,7 +54,7 @@ export function destCounts(dp: Dataplane, index: number): ConnCounts {
 /** Connections and persistence templates (ipvsadm -c), those of removed real servers excepted. */
 export function listConnections(dp: Dataplane, destOf: (index: number) => DestRef | undefined): ConnectionInfo[] {
   const now = dp.now();
-  const stateNames = tcpStateNames(dp);
+  const stateNames: Record<number, Map<number, string>> = { [IPPROTO_TCP]: tcpStateNames(dp), [IPPROTO_SCTP]: sctpStateNames(dp) };
   const dirIn = dp.enumValue('xvs_dir', 'XVS_DIR_IN');
   const live = (index: number, gen: number) => {
     const d = destOf(index);
@@ -59,14 +66,15 @@ export function listConnections(dp: Dataplane, destOf: (index: number) => DestRe
   const out: ConnectionInfo[] = [];
   for (const [kb, vb] of dp.map('conns').entries()) {
     const k = L.connKey.decode(kb);
-    if (k.dir !== dirIn || (k.proto !== IPPROTO_TCP && k.proto !== IPPROTO_UDP)) continue;
+    const protocol = PROTOCOLS[k.proto];
+    if (k.dir !== dirIn || !protocol) continue;
     const c = L.conn.decode(vb);
     const d = live(c.dest, c.destGen);
     if (!d) continue;
     const family = familyOf(k.af);
     out.push({
-      protocol: k.proto === IPPROTO_TCP ? 'tcp' : 'udp',
-      state: k.proto === IPPROTO_TCP ? stateNames.get(c.state) ?? 'ERR!' : 'UDP',
+      protocol,
+      state: protocol === 'udp' ? 'UDP' : stateNames[k.proto]!.get(c.state) ?? 'ERR!',
       expiresMs: left(c.lastSeen, c.timeout),
       client: { address: formatAddress(k.saddr, family), port: k.sport },
       virtual: { address: formatAddress(k.daddr, family), port: k.dport },
@@ -82,7 +90,7 @@ export function listConnections(dp: Dataplane, destOf: (index: number) => DestRe
     // A firewall-mark template holds the mark (network order) where the address would be.
     const virtual = k.proto ? formatAddress(k.daddr, family) : formatAddress(k.daddr, 'inet');
     out.push({
-      protocol: k.proto === IPPROTO_TCP ? 'tcp' : k.proto === IPPROTO_UDP ? 'udp' : 'ip',
+      protocol: PROTOCOLS[k.proto] ?? 'ip',
       state: k.proto === IPPROTO_UDP ? 'UDP' : 'NONE',
       expiresMs: left(t.lastSeen, t.timeout),
       client: { address: formatAddress(k.saddr, family), port: 0 },
@@ -99,6 +107,16 @@ function tcpStateNames(dp: Dataplane): Map<number, string> {
   const names = new Map<number, string>();
   for (const [name, value] of dp.enums.get('xvs_conn_state')!) {
     if (name.startsWith('XVS_TCP_S_') && name !== 'XVS_TCP_S_LAST') names.set(value, name.slice('XVS_TCP_S_'.length));
+  }
+  return names;
+}
+
+/** enum xvs_sctp_state value → IPVS's name of the SCTP state (XVS_SCTP_S_COOKIE_ECHOED → C-ECHOED). */
+function sctpStateNames(dp: Dataplane): Map<number, string> {
+  const names = new Map<number, string>();
+  for (const [name, value] of dp.enums.get('xvs_sctp_state')!) {
+    const short = name.slice('XVS_SCTP_S_'.length);
+    if (short !== 'LAST') names.set(value, SCTP_NAMES[short] ?? short);
   }
   return names;
 }

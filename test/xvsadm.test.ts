@@ -251,16 +251,6 @@ describe('mistakes: ipvsadm exit codes and messages, and nothing changes', () =>
     expect(await x('-S', '-n')).toEqual(before);
   });
 
-  it('refuses what the dataplane cannot do yet, clearly, and changes nothing', async () => {
-    const before = await x('-S', '-n');
-    for (const [args, message] of [
-      [['-A', '--sctp-service', `${VIP}:80`, '-s', 'rr'], 'SCTP services (--sctp-service) are not supported'],
-    ] as const) {
-      expect(await x(...args)).toEqual({ status: 255, stdout: '', stderr: `${message}\n` });
-    }
-    expect(await x('-S', '-n')).toEqual(before);
-  });
-
   it('takes every scheduler, persistence, one-packet, firewall marks, thresholds and -b, and reads them back', async () => {
     const before = await x('-S', '-n');
     const made = [

@@ -61,7 +61,8 @@ export function restoreLines(text: string): string[][] {
 function serviceKey(c: Command): ServiceKey {
   const s = c.svc;
   if (s.fwmark) return { fwmark: s.fwmark, family: s.af === AF_INET6 ? 'inet6' : 'inet' };
-  return { protocol: s.protocol === IPPROTO_UDP ? 'udp' : 'tcp', address: s.address, port: s.port };
+  const protocol = s.protocol === IPPROTO_UDP ? 'udp' : s.protocol === IPPROTO_SCTP ? 'sctp' : 'tcp';
+  return { protocol, address: s.address, port: s.port };
 }
 
 /** What ipvsadm sends for -A/-E: everything, defaults included (-E replaces the whole service). */
@@ -188,7 +189,6 @@ class Runner {
   /** An operation of the "kernel": its failure is printed as ipvs_strerror words it, status 255. */
   private op(c: Command, fn: () => void): number {
     try {
-      if (c.svc.protocol === IPPROTO_SCTP) throw errors.unsupported('SCTP services (--sctp-service) are not supported');
       if (c.svc.pe) throw errors.unsupported('persistence engines (--pe) are not supported');
       fn();
       return 0;

@@ -14,6 +14,19 @@ enum xvs_fwd {
 	XVS_FWD_TUN = 2, /* -i tunnelling ("Tunnel"): IP-in-IP */
 };
 
+/* TUN tunnel types and their flags, valued as IPVS's IP_VS_CONN_F_TUNNEL_TYPE_* and
+ * IP_VS_TUNNEL_ENCAP_FLAG_* (no flag: --tun-nocsum). */
+enum xvs_tun_type {
+	XVS_TUN_IPIP = 0,
+	XVS_TUN_GUE = 1,
+	XVS_TUN_GRE = 2,
+};
+
+enum xvs_tun_flags {
+	XVS_TUN_F_CSUM = 1 << 0,    /* --tun-csum: outer UDP (gue) or GRE checksum */
+	XVS_TUN_F_REMCSUM = 1 << 1, /* --tun-remcsum (gue): remote checksum offload */
+};
+
 /* Schedulers, by their ipvsadm names. Each has its choice in bpf/sched_<name>.h. */
 enum xvs_sched {
 	XVS_SCHED_RR = 0,
@@ -127,6 +140,7 @@ enum xvs_reason {
 	XVS_R_ICMP_TOO_BIG,	 /* too big for the path to the real server: ICMP frag needed / packet too big sent */
 	XVS_R_DROP_TOO_BIG,	 /* too big, and IPv4 without DF or an ICMP error itself: dropped (xvs does not fragment) */
 	XVS_R_DROP_NO_ROOM,	 /* no headroom to add a header (tunnel, ICMP): dropped */
+	XVS_R_DROP_TUN_SUM,	 /* GUE/GRE checksum over a fragment or checksum-less UDP longer than XVS_SUM_MAX: dropped */
 	XVS_R_COUNT,
 };
 

@@ -146,12 +146,14 @@ enum xvs_reason {
 
 /* What xvs_decap.bpf.c did with a packet: one per-CPU counter each. */
 enum xvs_decap_reason {
-	XVS_DECAP_OK = 0,	   /* IPIP/IPv6 tunnel packet: outer header removed, inner passed on */
-	XVS_DECAP_PASS_NOT_TUNNEL, /* not an IP-in-IP packet: passed untouched */
+	XVS_DECAP_OK = 0,	   /* IPIP, GUE or GRE packet: outer headers removed, inner passed on */
+	XVS_DECAP_PASS_NOT_TUNNEL, /* not IP in IPIP, GUE (to a configured port) or GRE: passed untouched */
 	XVS_DECAP_PASS_MALFORMED,  /* truncated or inconsistent headers: passed untouched */
 	XVS_DECAP_PASS_FRAGMENT,   /* fragmented outer packet: passed to the stack untouched */
 	XVS_DECAP_DROP_SOURCE,	   /* outer source outside the allowed prefixes: dropped */
 	XVS_DECAP_DROP_ECN,	   /* outer CE over a not-ECT inner packet (RFC 6040): dropped */
+	XVS_DECAP_PASS_GRE_OPTIONS, /* GRE with key, sequence, routing or version != 0: passed untouched */
+	XVS_DECAP_DROP_CSUM,	   /* GUE (UDP) or GRE checksum wrong, or GUE remote checksum unusable: dropped */
 	XVS_DECAP_COUNT,
 };
 

@@ -3,6 +3,8 @@
 // over the whole packet (the dataplane derives them from the headers alone).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RealServerOptions } from '../lib/balancer.js';
+import { Decap } from '../lib/decap.js';
+import { XDP_DROP, XDP_PASS } from '../lib/libbpf.js';
 import { flowHash } from './helpers/flowhash.js';
 import { ADDR, NET, packetLab, type PacketLab } from './helpers/lb.js';
 import { buildFrame, checksum, fragmentFrame, ip, onesComplementSum, parseFrame, type FrameSpec } from './helpers/packet.js';
@@ -27,6 +29,7 @@ const CASES: Case[] = TUNNELS.flatMap(([name, tunnel], t) =>
 );
 
 let lab: PacketLab;
+let decap: Decap;
 let sport = 40000;
 
 const realOf = (outer6: boolean) => (outer6 ? 'fd00:1::11' : '10.1.0.11');
@@ -134,6 +137,7 @@ function clientFrame(c: Case, payload = 'hello'): { frame: Buffer; spec: FrameSp
 
 beforeAll(async () => {
   lab = await packetLab();
+  decap = new Decap({ guePorts: [6080, 6081, 6082], sources: [NET.realsPrefix, NET.realsPrefix6] });
   for (const c of CASES) {
     const key = { protocol: 'tcp' as const, address: c.inner6 ? VIP6 : VIP, port: c.port };
     lab.lb.addService(key, { scheduler: 'rr' });
@@ -142,6 +146,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  decap?.close();
   await lab?.destroy();
 });
 
@@ -209,5 +214,56 @@ describe('path MTU with the larger headers', () => {
       const r = parseFrame(lab.run(big.frame).out);
       expect(r.icmp, name).toMatchObject({ type: 3, code: 4, rest: 1500 - overhead });
     }
+  });
+});
+
+describe('the real server\'s decapsulator takes what the balancer sends', () => {
+  const unwrap = (frame: Buffer) => {
+    const r = decap.program.testRun({ data: frame });
+    return { verdict: r.retval, out: r.data };
+  };
+
+  it.each(CASES)('$name: exactly the client\'s packet comes out', (c) => {
+    const { frame } = clientFrame(c, 'through the tunnel and back');
+    const before = decap.stats().ok!;
+    const { verdict, out } = unwrap(lab.run(frame).out);
+    expect(verdict).toBe(XDP_PASS);
+    // remcsum: the inner checksum the balancer left to the receiver is the client's again.
+    expect(out.subarray(14).toString('hex')).toBe(frame.subarray(14).toString('hex'));
+    expect(decap.stats().ok).toBe(before + 1n);
+  });
+
+  it('drops a GUE or GRE packet whose checksum is wrong, counted', () => {
+    for (const name of ['gue csum, IPv6 in IPv4', 'gre csum, IPv4 in IPv6', 'gue remcsum, IPv4 in IPv4']) {
+      const c = CASES.find((k) => k.name === name)!;
+      const sent = Buffer.from(lab.run(clientFrame(c, 'corrupted on the way').frame).out);
+      sent[sent.length - 1]! ^= 0x40;
+      const before = decap.stats().drop_csum!;
+      expect(unwrap(sent).verdict, name).toBe(XDP_DROP);
+      expect(decap.stats().drop_csum, name).toBe(before + 1n);
+    }
+  });
+
+  it('passes untouched: GUE to a port not configured, GRE with a key, GUE control messages', () => {
+    const c = CASES.find((k) => k.name === 'gue, IPv4 in IPv4')!;
+    const other = new Decap({ guePorts: [7000] });
+    try {
+      const sent = lab.run(clientFrame(c).frame).out;
+      const r = other.program.testRun({ data: sent });
+      expect(r.retval).toBe(XDP_PASS);
+      expect(r.data.toString('hex')).toBe(sent.toString('hex'));
+      expect(other.stats().pass_not_tunnel).toBe(1n);
+    } finally {
+      other.close();
+    }
+    const control = Buffer.from(lab.run(clientFrame(c).frame).out);
+    control[14 + 20 + 8] = 0x20; // C: a control message
+    expect(unwrap(control).out.toString('hex')).toBe(control.toString('hex'));
+    const g = CASES.find((k) => k.name === 'gre, IPv4 in IPv4')!;
+    const keyed = Buffer.from(lab.run(clientFrame(g).frame).out);
+    keyed[14 + 20] = 0x20; // K
+    const before = decap.stats().pass_gre_options!;
+    expect(unwrap(keyed)).toMatchObject({ verdict: XDP_PASS });
+    expect(decap.stats().pass_gre_options).toBe(before + 1n);
   });
 });

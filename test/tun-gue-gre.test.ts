@@ -267,3 +267,41 @@ describe('the real server\'s decapsulator takes what the balancer sends', () => 
     expect(decap.stats().pass_gre_options).toBe(before + 1n);
   });
 });
+
+describe('the API', () => {
+  const key = { protocol: 'tcp' as const, address: VIP, port: 9 };
+
+  it('keeps the tunnel per real server, lists it, and keeps it through an edit that does not name it', () => {
+    lab.lb.addService(key, { scheduler: 'rr' });
+    try {
+      lab.lb.addRealServer(key, { address: '10.1.0.13' }, { method: 'tun', tunType: 'gue', tunPort: 5555, tunChecksum: 'remcsum' });
+      lab.lb.editRealServer(key, { address: '10.1.0.13' }, { weight: 4 });
+      const listed = lab.lb.list().find((s) => 'port' in s.key && s.key.port === 9)!.realServers[0]!;
+      expect(listed).toMatchObject({ method: 'tun', weight: 4, tunType: 'gue', tunPort: 5555, tunChecksum: 'remcsum' });
+      lab.lb.editRealServer(key, { address: '10.1.0.13' }, { tunType: 'gre' });
+      expect(lab.lb.list().find((s) => 'port' in s.key && s.key.port === 9)!.realServers[0]).toMatchObject({ tunType: 'gre', tunPort: 0, tunChecksum: 'nocsum' });
+      lab.lb.editRealServer(key, { address: '10.1.0.13' }, { method: 'dr' });
+      expect(lab.lb.list().find((s) => 'port' in s.key && s.key.port === 9)!.realServers[0]).toMatchObject({ method: 'dr', tunType: 'ipip' });
+    } finally {
+      lab.lb.deleteService(key);
+    }
+  });
+
+  it.each([
+    [{ method: 'tun', tunType: 'gue' }, /tun-port/],
+    [{ method: 'tun', tunType: 'gre', tunChecksum: 'remcsum' }, /tun-remcsum/],
+    [{ method: 'tun', tunType: 'gre', tunPort: 1 }, /tun-port/],
+    [{ method: 'tun', tunChecksum: 'csum' }, /ipip/],
+    [{ method: 'tun', tunType: 'gue', tunPort: 70000 }, /tunnel port/],
+    [{ method: 'nat', tunType: 'gue', tunPort: 1 }, /conflict with forward method/],
+    [{ method: 'tun', tunType: 'vxlan' }, /tunnel type/],
+  ] as [RealServerOptions, RegExp][])('refuses %j and changes nothing', (opts, message) => {
+    lab.lb.addService(key, { scheduler: 'rr' });
+    try {
+      expect(() => lab.lb.addRealServer(key, { address: '10.1.0.13' }, opts)).toThrow(message);
+      expect(lab.lb.list().find((s) => 'port' in s.key && s.key.port === 9)!.realServers).toEqual([]);
+    } finally {
+      lab.lb.deleteService(key);
+    }
+  });
+});

@@ -279,6 +279,8 @@ struct xvs_enums {
 	enum xvs_reason reason;
 	enum xvs_est_kind est_kind;
 	enum xvs_sctp_state sctp_state;
+	enum xvs_tun_type tun_type;
+	enum xvs_tun_flags tun_flags;
 };
 const volatile struct xvs_enums xvs_enums_btf;
 /* The sweeper's frame layout reaches the control plane through BTF the same way. */

@@ -14,6 +14,19 @@ enum xvs_fwd {
 	XVS_FWD_TUN = 2, /* -i tunnelling ("Tunnel"): IP-in-IP */
 };
 
+/* TUN tunnel types and their flags, valued as IPVS's IP_VS_CONN_F_TUNNEL_TYPE_* and
+ * IP_VS_TUNNEL_ENCAP_FLAG_* (no flag: --tun-nocsum). */
+enum xvs_tun_type {
+	XVS_TUN_IPIP = 0,
+	XVS_TUN_GUE = 1,
+	XVS_TUN_GRE = 2,
+};
+
+enum xvs_tun_flags {
+	XVS_TUN_F_CSUM = 1 << 0,    /* --tun-csum: outer UDP (gue) or GRE checksum */
+	XVS_TUN_F_REMCSUM = 1 << 1, /* --tun-remcsum (gue): remote checksum offload */
+};
+
 /* Schedulers, by their ipvsadm names. Each has its choice in bpf/sched_<name>.h. */
 enum xvs_sched {
 	XVS_SCHED_RR = 0,
@@ -133,17 +146,20 @@ enum xvs_reason {
 	XVS_R_DROP_TOO_BIG,	 /* too big, and IPv4 without DF or an ICMP error itself: dropped (xvs does not fragment) */
 	XVS_R_DROP_NO_ROOM,	 /* no headroom to add a header (tunnel, ICMP): dropped */
 	XVS_R_PASS_ROUTED,	 /* DR/TUN reply left to the kernel's forwarding (TTL exhausted, no route, too big) */
+	XVS_R_DROP_TUN_SUM,	 /* GUE/GRE checksum over a fragment or checksum-less UDP longer than XVS_SUM_MAX: dropped */
 	XVS_R_COUNT,
 };
 
 /* What xvs_decap.bpf.c did with a packet: one per-CPU counter each. */
 enum xvs_decap_reason {
-	XVS_DECAP_OK = 0,	   /* IPIP/IPv6 tunnel packet: outer header removed, inner passed on */
-	XVS_DECAP_PASS_NOT_TUNNEL, /* not an IP-in-IP packet: passed untouched */
+	XVS_DECAP_OK = 0,	   /* IPIP, GUE or GRE packet: outer headers removed, inner passed on */
+	XVS_DECAP_PASS_NOT_TUNNEL, /* not IP in IPIP, GUE (to a configured port) or GRE: passed untouched */
 	XVS_DECAP_PASS_MALFORMED,  /* truncated or inconsistent headers: passed untouched */
 	XVS_DECAP_PASS_FRAGMENT,   /* fragmented outer packet: passed to the stack untouched */
 	XVS_DECAP_DROP_SOURCE,	   /* outer source outside the allowed prefixes: dropped */
 	XVS_DECAP_DROP_ECN,	   /* outer CE over a not-ECT inner packet (RFC 6040): dropped */
+	XVS_DECAP_PASS_GRE_OPTIONS, /* GRE with key, sequence, routing or version != 0: passed untouched */
+	XVS_DECAP_DROP_CSUM,	   /* GUE (UDP) or GRE checksum wrong, or GUE remote checksum unusable: dropped */
 	XVS_DECAP_COUNT,
 };
 

@@ -156,7 +156,7 @@ static __always_inline int tun_forward(struct xdp_md *ctx, struct xvs_pkt *p,
 {
 	const struct xvs_fwd_req *r = &p->fwd;
 	__u8 af = r->to_af;
-	__u32 hlen = outer_hlen(af);
+	__u32 hlen = outer_hlen(af) + tun_mid_len(p);
 	__u64 now = bpf_ktime_get_coarse_ns();
 	struct xvs_tun_src_cache *cache = bpf_map_lookup_elem(&tun_src_cache, &r->dest);
 	union xvs_addr src = {};
@@ -180,8 +180,9 @@ static __always_inline int tun_forward(struct xdp_md *ctx, struct xvs_pkt *p,
 			cache->dest_gen = r->dest_gen;
 		}
 	}
-	if (tun_encap(ctx, p, af, &src, &r->to, r->hash)) {
-		count_reason(XVS_R_DROP_NO_ROOM);
+	why = tun_encap(ctx, p, af, &src, &r->to, r->hash);
+	if (why) {
+		count_reason(why);
 		return XDP_DROP;
 	}
 	return transmit(ctx, p, fib);
@@ -204,6 +205,9 @@ static __always_inline int fwd_to_real(struct xvs_pkt *p, __u8 method, __u32 des
 	p->fwd.hash = method == XVS_FWD_TUN ? flow_hash(flow) : 0;
 	p->fwd.dest = dest;
 	p->fwd.dest_gen = d->gen;
+	p->fwd.tun_type = d->tun_type;
+	p->fwd.tun_flags = d->tun_flags;
+	p->fwd.tun_port = d->tun_port;
 	return XVS_FORWARD;
 }
 

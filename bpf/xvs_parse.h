@@ -68,8 +68,11 @@ struct xvs_fwd_req {
 	__u8 dir;	   /* XVS_DIR_IN: to the real server; XVS_DIR_REPLY: to the client (NAT) */
 	__u8 method;	   /* enum xvs_fwd */
 	__u8 to_af;
-	__u8 pad;
+	__u8 tun_type;	   /* TUN: the real server's enum xvs_tun_type */
 	__u16 mtu;	   /* XVS_TOO_BIG: what the path leaves for the packet */
+	__u8 tun_flags;	   /* TUN: enum xvs_tun_flags */
+	__u8 pad;
+	__be16 tun_port;   /* TUN gue: UDP destination port */
 };
 
 /* A parsed packet. The header pointers are valid only in the function that parsed or found them

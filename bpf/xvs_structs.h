@@ -49,6 +49,9 @@ struct xvs_dest {
 	__u32 l_threshold;
 	__u32 thresh_gen; /* bumped when a threshold edit clears the overload flag */
 	__u32 last_weight; /* IPVS's last_weight (mh); the control plane's, kept for reopening */
+	__u8 tun_type;	   /* TUN: enum xvs_tun_type */
+	__u8 tun_flags;	   /* TUN: enum xvs_tun_flags */
+	__be16 tun_port;   /* TUN gue: the UDP destination port */
 };
 
 /* dest_conns[index]: the connection counts of a real server, as IPVS keeps them, shared by all

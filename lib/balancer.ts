@@ -18,8 +18,10 @@ import { steppedCursor, steppedPosition } from './sched/wrr.js';
 import { SCHEDULERS, type SchedChange, type SchedDest, type SchedPosition, type SchedTable } from './sched/index.js';
 import * as store from './store.js';
 import { tunnelSourceValue, type TunnelSource } from './tunnel.js';
+import { checkTunnel, storedTunnel, TUN_TYPE_ENUM, tunnelFlags, type TunnelSettings } from './tuntype.js';
 
 export type { TunnelSource } from './tunnel.js';
+export type { TunnelChecksum, TunnelSettings, TunnelType } from './tuntype.js';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
 export type Method = 'dr' | 'nat' | 'tun';
@@ -64,7 +66,8 @@ export interface RealServerKey {
   port?: number;
 }
 
-export interface RealServerOptions {
+/** tun: --tun-type (ipip, the default), --tun-port (gue), --tun-nocsum/--tun-csum/--tun-remcsum. */
+export interface RealServerOptions extends Partial<TunnelSettings> {
   /** ipvsadm -g (dr, the default), -m (nat), -i (tun). */
   method?: Method;
   /** 0–2147483647 (INT_MAX), default 1; 0 quiesces the server (no new connections). */
@@ -75,7 +78,7 @@ export interface RealServerOptions {
   lowerThreshold?: number;
 }
 
-export interface RealServerInfo extends ConnCounts {
+export interface RealServerInfo extends ConnCounts, TunnelSettings {
   address: string;
   port: number;
   method: Method;
@@ -138,6 +141,7 @@ interface DestState {
   lowerThreshold: number;
   /** Bumped when a threshold edit clears the overload flag (xvs_dest.thresh_gen). */
   threshGen: number;
+  tunnel: TunnelSettings;
 }
 
 interface ServiceSettings {
@@ -389,6 +393,7 @@ export class Balancer {
     const method = this.checkMethod(opts.method ?? 'dr');
     const weight = this.checkWeight(opts.weight ?? 1);
     const [upperThreshold, lowerThreshold] = this.checkThresholds(opts.upperThreshold ?? 0, opts.lowerThreshold ?? 0);
+    const tunnel = checkTunnel(method, opts);
     const port = this.checkRealPort(svc, real, method);
     this.checkRealAddress(svc, real.address, method);
     if (this.findDest(svc, real.address, port)) throw errors.destExists();
@@ -398,7 +403,7 @@ export class Balancer {
     if (index === undefined) throw errors.full('Memory allocation problem: too many real servers');
     const d: DestState = {
       index, gen: ++this.destGen, address: canonical(real.address), port, method, weight, lastWeight: weight,
-      upperThreshold, lowerThreshold, threshGen: 0,
+      upperThreshold, lowerThreshold, threshGen: 0, tunnel,
     };
     svc.dests.unshift(d);
     try {
@@ -428,13 +433,14 @@ export class Balancer {
     const [upperThreshold, lowerThreshold] = this.checkThresholds(
       opts.upperThreshold ?? d.upperThreshold, opts.lowerThreshold ?? d.lowerThreshold,
     );
+    const tunnel = checkTunnel(method, opts, d.tunnel);
     this.checkRealPort(svc, { address: d.address, port: d.port }, method);
     this.checkRealAddress(svc, d.address, method);
     const before = { ...d };
     // __ip_vs_update_dest: a raised or removed upper threshold clears the overload flag.
     const clearsOverload = upperThreshold === 0 || upperThreshold > d.upperThreshold;
     Object.assign(d, {
-      method, weight, upperThreshold, lowerThreshold,
+      method, weight, upperThreshold, lowerThreshold, tunnel,
       lastWeight: weight !== 0 ? weight : d.lastWeight,
       threshGen: clearsOverload ? (d.threshGen + 1) >>> 0 : d.threshGen,
     });
@@ -484,6 +490,7 @@ export class Balancer {
         weight: d.weight,
         upperThreshold: d.upperThreshold,
         lowerThreshold: d.lowerThreshold,
+        ...d.tunnel,
         ...destCounts(this.dp, d.index),
         stats: this.dp.readStats('dest_stats', d.index),
         ...rates('dest', d.index),
@@ -811,6 +818,7 @@ export class Balancer {
         index: d.index, gen: d.gen, address: d.address, port: d.port, method: methods.get(d.method) ?? 'dr',
         weight: d.weight, lastWeight: d.lastWeight || d.weight, upperThreshold: d.uThreshold,
         lowerThreshold: d.lThreshold, threshGen: d.threshGen,
+        tunnel: storedTunnel(d.tunType, d.tunPort, d.tunFlags, (e, n) => this.dp.enumValue(e, n)),
       }));
       const position: SchedPosition = s.schedCtl
         ? { last: s.schedCtl.last ? s.schedCtl.last - 1 : undefined, cw: s.schedCtl.cw }
@@ -910,6 +918,9 @@ export class Balancer {
       lThreshold: d.lowerThreshold,
       threshGen: d.threshGen,
       lastWeight: d.lastWeight,
+      tunType: this.dp.enumValue('xvs_tun_type', TUN_TYPE_ENUM[d.tunnel.tunType]),
+      tunFlags: tunnelFlags(d.tunnel.tunChecksum, (n) => this.dp.enumValue('xvs_tun_flags', n)),
+      tunPort: d.tunnel.tunPort,
     });
     this.dp.map('dests').update(u32(d.index), value);
   }

@@ -54,7 +54,7 @@ const COMMIT_ORDER = [
 
 const ENUM_NAMES = [
   'xvs_fwd', 'xvs_sched', 'xvs_svc_flags', 'xvs_sched_flags', 'xvs_dest_flags', 'xvs_dir', 'xvs_conn_flags',
-  'xvs_counted', 'xvs_config_flags', 'xvs_conn_state', 'xvs_reason', 'xvs_sctp_state',
+  'xvs_counted', 'xvs_config_flags', 'xvs_conn_state', 'xvs_reason', 'xvs_sctp_state', 'xvs_tun_type', 'xvs_tun_flags',
 ];
 
 export type Stats = Omit<L.Decoded<typeof L.stats.fields>, never>;

@@ -1,6 +1,7 @@
 // The decapsulation program for real servers of TUN services (bpf/xvs_decap.bpf.c): it removes the
-// outer IPv4/IPv6 header of IP-in-IP packets in XDP and passes the inner packet to the stack, so
-// that a real server needs neither the ipip nor the ip6_tunnel module. attachDecap() loads a copy
+// outer headers of IP-in-IP, GUE (UDP to the given ports) and GRE packets in XDP and passes the
+// inner packet to the stack, so that a real server needs none of the ipip, ip6_tunnel, fou and
+// ip_gre modules. attachDecap() loads a copy
 // of the program and attaches it to one interface; the handle detaches and frees it.
 import { join } from 'node:path';
 import { addressBytes, afNumber, parsePrefix } from './address.js';
@@ -16,6 +17,11 @@ export interface DecapOptions {
    * the balancer's tunnel source prefix. Packets from other sources are dropped. Default: any.
    */
   sources?: string[];
+  /**
+   * UDP destination ports whose packets are GUE (the balancer's --tun-port for this server). Default:
+   * none, and GUE packets are passed untouched. GRE (version 0, no key) is always taken.
+   */
+  guePorts?: number[];
   /** Path of the compiled object; defaults to the package's build/bpf/xvs_decap.bpf.o. */
   objectPath?: string;
 }
@@ -36,6 +42,13 @@ export interface DecapHandle {
 }
 
 const MAX_SOURCES = 1024;
+const MAX_GUE_PORTS = 64;
+
+function be16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+}
 
 /** A loaded decapsulation program, not attached yet. */
 export class Decap {
@@ -47,6 +60,11 @@ export class Decap {
   constructor(opts: DecapOptions = {}) {
     const sources = (opts.sources ?? []).map(sourceKey);
     if (sources.length > MAX_SOURCES) throw errors.invalid(`at most ${MAX_SOURCES} tunnel source prefixes`);
+    const ports = opts.guePorts ?? [];
+    if (ports.length > MAX_GUE_PORTS) throw errors.invalid(`at most ${MAX_GUE_PORTS} GUE ports`);
+    for (const port of ports) {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw errors.invalid(`illegal GUE port: ${port}`);
+    }
     const obj = BpfObject.open(opts.objectPath ?? join(packageRoot(), 'build', 'bpf', 'xvs_decap.bpf.o'));
     try {
       const problems = L.layoutMismatches((name) => obj.btfStruct(name), L.DECAP_CODECS);
@@ -59,6 +77,9 @@ export class Decap {
       const allowed = obj.map('decap_sources');
       for (const key of sources) allowed.update(key, Buffer.from([1]));
       allowed.close();
+      const gue = obj.map('decap_gue_ports');
+      for (const port of ports) gue.update(be16(port), Buffer.from([1]));
+      gue.close();
     } catch (e) {
       obj.close();
       throw e;

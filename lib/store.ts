@@ -218,6 +218,10 @@ export interface StoredDest {
   threshGen: number;
   lastWeight: number;
   flags: number;
+  /** enum xvs_tun_type and enum xvs_tun_flags values; the gue port. */
+  tunType: number;
+  tunFlags: number;
+  tunPort: number;
 }
 
 export interface StoredService {
@@ -304,5 +308,8 @@ function toStoredDest(d: DestRecord): StoredDest {
     threshGen: d.threshGen,
     lastWeight: d.lastWeight,
     flags: d.flags,
+    tunType: d.tunType,
+    tunFlags: d.tunFlags,
+    tunPort: d.tunPort,
   };
 }

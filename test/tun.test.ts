@@ -2,6 +2,7 @@
 // the outer source (route's, fixed, per-flow inside a prefix), and packets too big for the tunnel.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildFrame, checksum, ip, parseFrame, verifyChecksums, type FrameSpec, type IpSpec } from './helpers/packet.js';
+import { flowHash } from './helpers/flowhash.js';
 import { ADDR, NET, addService, packetLab, type PacketLab, listedService } from './helpers/lb.js';
 
 const { vip: VIP, vip6: VIP6, client: CLIENT, client6: CLIENT6, clientMac: CLIENT_MAC, lbMac: LB_MAC } = ADDR;
@@ -9,29 +10,6 @@ const IPPROTO_TCP = 6;
 
 let lab: PacketLab;
 let sport = 30000;
-
-// The dataplane's flow hash (bpf/xvs_tun.h), written again from its definition: murmur3's fmix32
-// over the folded addresses, then the ports as they sit in memory, then the protocol.
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-function flowHash(src: string, dst: string, sp: number, dp: number, proto: number): number {
-  const fold = (address: string) => {
-    const b = Buffer.alloc(16);
-    ip(address).copy(b);
-    return (b.readUInt32LE(0) ^ b.readUInt32LE(4) ^ b.readUInt32LE(8) ^ b.readUInt32LE(12)) >>> 0;
-  };
-  const raw = (port: number) => ((port & 0xff) << 8) | (port >> 8);
-  let h = fmix32(fold(src));
-  h = fmix32((h ^ fold(dst)) >>> 0);
-  return fmix32((h ^ ((raw(sp) << 16) | raw(dp)) ^ proto) >>> 0);
-}
 
 function clientPacket(dst: string, dport: number, over: Partial<IpSpec> = {}, payload = 'hello'): FrameSpec {
   const src = dst.includes(':') ? CLIENT6 : CLIENT;

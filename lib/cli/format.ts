@@ -5,6 +5,7 @@ import { addressBytes, familyOf } from '../address.js';
 import type { ConnectionInfo, RealServerInfo, ServiceInfo } from '../balancer.js';
 import type { Stats } from '../dataplane.js';
 import { type Rates, ZERO_RATES } from '../estimator.js';
+import { tunnelInfo, tunnelRule } from '../tuntype.js';
 import { addressToHost, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, portToService } from './names.js';
 import { AF_INET, AF_INET6, type Command, schedFlagBits, schedFlagNames } from './parse.js';
 import {
@@ -189,7 +190,7 @@ function destLine(d: RealServerInfo, svcName: string, proto: number, opts: ListO
   if (!opts.rule && afOf(d.address) !== AF_INET6) dname = dname.slice(0, 28);
   const to = `  -> ${padEnd(dname, 28)}`;
   if (opts.rule) {
-    const tunnel = d.method === 'tun' ? ' --tun-type ipip' : '';
+    const tunnel = d.method === 'tun' ? tunnelRule(d) : '';
     return `-a ${svcName} -r ${dname} ${FORWARD_SWITCHES[d.method]} -w ${d.weight}${tunnel}\n`;
   }
   if (f.stats) return `${to}${statsColumns(d.stats).map((n) => largenum(n, f.exact)).join('')}\n`;
@@ -205,7 +206,7 @@ function destLine(d: RealServerInfo, svcName: string, proto: number, opts: ListO
   }
   const forward = padEnd(FORWARD_NAMES[d.method], 7);
   if (f.tunInfo) {
-    const info = d.method === 'tun' ? 'ipip' : NOT_APPLICABLE;
+    const info = d.method === 'tun' ? tunnelInfo(d) : NOT_APPLICABLE;
     return `${to} ${forward} ${padEnd(info, 13)} ${padEnd(d.weight, 6)} ${padEnd(d.activeConns, 10)} ${padEnd(d.inactiveConns, 10)}\n`;
   }
   return `${to} ${forward} ${padEnd(d.weight, 6)} ${padEnd(d.activeConns, 10)} ${padEnd(d.inactiveConns, 10)}\n`;

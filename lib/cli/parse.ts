@@ -3,6 +3,7 @@
 import { isIPv6 } from 'node:net';
 import { ADDRESS_BITS, addressBytes, familyOf, formatAddress } from '../address.js';
 import type { MarkRule } from '../mark.js';
+import type { TunnelChecksum, TunnelType } from '../tuntype.js';
 import { hostToAddress, inetAton, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, serviceToPort, strIsDigit, stringToNumber } from './names.js';
 import { Popt, type OptionDef } from './popt.js';
 import {
@@ -57,7 +58,9 @@ export interface Destination {
   weight: number;
   uThreshold: number;
   lThreshold: number;
-  tunType: string;
+  tunType: TunnelType;
+  tunPort: number;
+  tunChecksum: TunnelChecksum;
 }
 
 export interface Command {
@@ -150,7 +153,7 @@ function newCommand(): Command {
       af: 0, protocol: 0, address: '', port: 0, fwmark: 0, persistent: false, onePacket: false, timeout: 0,
       netmask: '255.255.255.255', scheduler: '', pe: '', schedFlags: [],
     },
-    dest: { af: 0, address: '', port: 0, method: 'dr', weight: 1, uThreshold: 0, lThreshold: 0, tunType: 'ipip' },
+    dest: { af: 0, address: '', port: 0, method: 'dr', weight: 1, uThreshold: 0, lThreshold: 0, tunType: 'ipip', tunPort: 0, tunChecksum: 'nocsum' },
     timeouts: { tcp: 0, tcpfin: 0, udp: 0 },
     daemonState: undefined,
     ifname: '',
@@ -428,16 +431,17 @@ class Parser {
         return;
       case 'tun-type':
         this.setOption('tun-type');
-        if (!['ipip', 'gue', 'gre'].includes(arg!)) throw fail(msg.illegalTunType);
-        ce.dest.tunType = arg!;
+        if (arg !== 'ipip' && arg !== 'gue' && arg !== 'gre') throw fail(msg.illegalTunType);
+        ce.dest.tunType = arg;
         return;
       case 'tun-port':
         this.setOption('tun-port');
-        this.number(arg!, 1, 65535, msg.illegalTunPort);
+        ce.dest.tunPort = this.number(arg!, 1, 65535, msg.illegalTunPort);
         return;
       case 'tun-nocsum':
       case 'tun-csum':
       case 'tun-remcsum':
+        ce.dest.tunChecksum = tag === 'tun-csum' ? 'csum' : tag === 'tun-remcsum' ? 'remcsum' : 'nocsum';
         return this.setOption(tag);
       case 'xdp-mode':
         if (arg !== 'native' && arg !== 'generic') throw fail(xvs.illegalXdpMode);

@@ -133,7 +133,9 @@ class Runner {
       case 'adddest':
       case 'editdest': {
         const real = { address: c.dest.address, port: c.dest.port };
-        const opts = { method: c.dest.method, weight: c.dest.weight, upperThreshold: c.dest.uThreshold, lowerThreshold: c.dest.lThreshold };
+        // As ipvsadm: every edit sends the whole destination, its tunnel included.
+        const tunnel = c.dest.method === 'tun' ? { tunType: c.dest.tunType, tunPort: c.dest.tunPort, tunChecksum: c.dest.tunChecksum } : {};
+        const opts = { method: c.dest.method, weight: c.dest.weight, upperThreshold: c.dest.uThreshold, lowerThreshold: c.dest.lThreshold, ...tunnel };
         return this.op(c, () => (c.cmd === 'adddest' ? b.addRealServer(key(), real, opts) : b.editRealServer(key(), real, opts)));
       }
       case 'deldest':

@@ -9,14 +9,31 @@ export interface RoutedService {
   dests: readonly { method: 'dr' | 'nat' | 'tun' }[];
 }
 
-export function writeRoutedReplyFlags(dp: Dataplane, services: Iterable<RoutedService>): void {
-  let routed = false;
-  let mark = false;
+interface RoutedFlags {
+  routed: boolean;
+  mark: boolean;
+}
+
+/** What each dataplane's config holds, so that a restore of many real servers (called after
+ * each) writes only when a flag changes. */
+const written = new WeakMap<Dataplane, RoutedFlags>();
+
+function routedFlags(services: Iterable<RoutedService>): RoutedFlags {
+  const flags = { routed: false, mark: false };
   for (const svc of services) {
-    if (!svc.dests.some((d) => d.method !== 'nat')) continue;
-    if ('fwmark' in svc.key) mark = true;
-    else routed = true;
+    const which = 'fwmark' in svc.key ? 'mark' : 'routed';
+    if (flags[which] || !svc.dests.some((d) => d.method !== 'nat')) continue;
+    flags[which] = true;
+    if (flags.routed && flags.mark) break;
   }
-  dp.writeConfigFlag('XVS_CFG_F_ROUTED', routed);
-  dp.writeConfigFlag('XVS_CFG_F_ROUTED_MARK', mark);
+  return flags;
+}
+
+export function writeRoutedReplyFlags(dp: Dataplane, services: Iterable<RoutedService>): void {
+  const flags = routedFlags(services);
+  const before = written.get(dp);
+  if (before?.routed === flags.routed && before.mark === flags.mark) return;
+  dp.writeConfigFlag('XVS_CFG_F_ROUTED', flags.routed);
+  dp.writeConfigFlag('XVS_CFG_F_ROUTED_MARK', flags.mark);
+  written.set(dp, flags);
 }

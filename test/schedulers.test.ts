@@ -130,6 +130,17 @@ describe('differential: dataplane vs reference model', () => {
     expect(d.swept.templatesEnded).toBe(1n);
   });
 
+  it('wrr with weights 2147483647, 2147483646, 1 chooses as Linux 6.1 did (no table: stepped)', () => {
+    const d = new Differential(lab, tcpService('wrr'));
+    const [a, b, c] = d.freeAddresses();
+    d.addReal(a!, { weight: 2147483647 });
+    d.addReal(b!, { weight: 2147483646 });
+    d.addReal(c!, { weight: 1 });
+    const chosen = Array.from({ length: 12 }, (_, i) => d.send({ protocol: 'tcp', saddr: '10.2.1.1', sport: 2000 + i, daddr: VIP, dport: 80, flags: 'S' }));
+    // Recorded in the UML guest: ipvsadm -a in this order, 12 SYNs, the destinations in /proc/net/ip_vs_conn.
+    expect(chosen).toEqual([c, b, a, a, b, a, b, a, b, a, b, a]);
+  });
+
   it.each(cases)('$name', ({ spec, mix, reals }) => {
     const rand = prng(spec.scheduler.length * 7919 + (spec.flags ?? 0) * 31 + (spec.persistent ?? 0));
     const d = new Differential(lab, spec);

@@ -245,7 +245,8 @@ static __always_inline int parse_sctp(struct xvs_sctphdr *sh, __u32 len, void *d
 /* a(x) * b(x) mod P, both bit-reflected (bit 31 is x^0). Branch-free, and with multiplications
  * by 0 or 1 rather than masks of 0 or -1: the verifier forks its state on a {0, -1} mask ANDed
  * with a value, which over 64 steps would be 2^64 states. The empty asm hides from clang that the
- * factors are 0 or 1, or it would turn the products back into masks. */
+ * factors are 0 or 1, or it would turn the products back into masks; a loop rather than unrolled
+ * steps, or clang spills the asm operands past the stack limit. */
 static __always_inline __u32 crc32c_mul(__u32 a, __u32 b)
 {
 	__u32 prod = 0;
@@ -263,8 +264,9 @@ static __always_inline __u32 crc32c_mul(__u32 a, __u32 b)
 }
 
 /* The raw CRC32c of 4 bytes d (as the packet holds them, read little-endian) followed by len - 4
- * zero bytes: d(x) * x^(8 len) mod P. A global function: the verifier checks its 64 unrolled
- * steps once, not once for every path that reaches a NAT rewrite. */
+ * zero bytes: d(x) * x^(8 len) mod P. A global function: the verifier walks its 64 steps once,
+ * not once for every path that reaches a NAT rewrite. About 80 ns a packet, only when a port
+ * changes. */
 __attribute__((noinline)) __u32 xvs_crc32c_of_head(__u32 d, __u32 len)
 {
 	__u32 shift = crc32c_mul(xvs_crc32c_x8[len & 0xff], xvs_crc32c_x2048[(len >> 8) & 0xff]);

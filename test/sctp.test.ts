@@ -3,8 +3,12 @@
 // it in a user-mode-linux guest for the same packets), ActiveConn/InActConn, timeouts and expiry,
 // DR/TUN/NAT forwarding, NAT replies, the CRC32c after NAT's port rewrite (checked against a full
 // CRC of the packet that left), malformed packets, and ICMP errors of SCTP connections.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ServiceKey } from '../lib/balancer.js';
+import { packageRoot } from '../lib/native.js';
 import { formatConnections } from '../lib/cli/format.js';
 import { ADDR, NET, packetLab, type PacketLab } from './helpers/lb.js';
 import { buildFrame, parseFrame } from './helpers/packet.js';
@@ -113,10 +117,16 @@ afterEach(() => {
   expect(counters).toEqual(fromEntries);
 });
 
-describe('the CRC32c helper', () => {
-  it('gives the check value of RFC 9260 appendix B test data and iSCSI', () => {
+describe('CRC32c', () => {
+  it('the helper gives the check value of RFC 9260 appendix B test data and iSCSI', () => {
     expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
     expect(crc32c(Buffer.alloc(32))).toBe(0x8a9136aa);
+  });
+
+  it('the dataplane\'s tables of powers are what their generator writes', () => {
+    const root = packageRoot();
+    const generated = execFileSync(process.execPath, [join(root, 'scripts', 'gen-crc32c-tables.mjs')], { encoding: 'utf8' });
+    expect(readFileSync(join(root, 'bpf', 'xvs_crc32c_tables.h'), 'utf8')).toBe(generated);
   });
 });
 
@@ -274,9 +284,10 @@ describe('forwarding', () => {
   });
 
   it('the CRC32c is right after NAT for SCTP lengths from 16 bytes to beyond the MTU, many port pairs', async () => {
-    // Every length up to 600, then every 7th to the Ethernet MTU, and around the tables' steps.
+    // Every length up to 300 (every low byte, the first table's index), then every 11th to the
+    // Ethernet MTU (the second table's), and around its steps further on.
     const lengths = [
-      ...Array.from({ length: 585 }, (_, i) => 16 + i), ...Array.from({ length: 130 }, (_, i) => 601 + 7 * i),
+      ...Array.from({ length: 285 }, (_, i) => 16 + i), ...Array.from({ length: 108 }, (_, i) => 301 + 11 * i),
       1479, 1480, 2047, 2048, 2049, 2559, 2560, 3000, 3333,
     ];
     const pairs = [[1, 2], [5000, 6000], [0xffff, 1], [0x1234, 0xedcb], [80, 0x8000], [0xabcd, 0xabcc]];

@@ -4,7 +4,7 @@
 // next to DR and NAT on the same setup and a non-IP frame that is passed at once (the harness's
 // own overhead). Run: npx tsc -p tsconfig.json && node dist/bench/tun-encap.js
 import { BENCH_NS_PREFIX } from './lab.js';
-import { Balancer, type Method, type ServiceKey } from '../lib/balancer.js';
+import { Balancer, type Method, type RealServerOptions, type ServiceKey } from '../lib/balancer.js';
 import { withNetns } from '../lib/libbpf.js';
 import { Topology } from '../lib/topology.js';
 import { buildFrame } from '../test/helpers/packet.js';
@@ -17,6 +17,7 @@ interface Case {
   client: string;
   real: string;
   method: Method;
+  tunnel?: RealServerOptions;
 }
 
 const CASES: Case[] = [
@@ -27,6 +28,16 @@ const CASES: Case[] = [
   { name: 'TUN IPv6 in IPv6', vip: 'fd00:100::1', client: 'fd00:2::5', real: 'fd00:1::11', method: 'tun' },
   { name: 'TUN IPv4 in IPv6', vip: '10.0.0.100', client: '10.2.0.5', real: 'fd00:1::11', method: 'tun' },
   { name: 'TUN IPv6 in IPv4', vip: 'fd00:100::1', client: 'fd00:2::5', real: '10.1.0.11', method: 'tun' },
+  ...([
+    ['GUE', { tunType: 'gue', tunPort: 6080 }],
+    ['GUE csum', { tunType: 'gue', tunPort: 6080, tunChecksum: 'csum' }],
+    ['GUE remcsum', { tunType: 'gue', tunPort: 6080, tunChecksum: 'remcsum' }],
+    ['GRE', { tunType: 'gre' }],
+    ['GRE csum', { tunType: 'gre', tunChecksum: 'csum' }],
+  ] as [string, RealServerOptions][]).flatMap(([name, tunnel]): Case[] => [
+    { name: `${name} IPv4 in IPv4`, vip: '10.0.0.100', client: '10.2.0.5', real: '10.1.0.11', method: 'tun', tunnel },
+    { name: `${name} IPv6 in IPv6`, vip: 'fd00:100::1', client: 'fd00:2::5', real: 'fd00:1::11', method: 'tun', tunnel },
+  ]),
 ];
 
 function median(values: number[]): number {
@@ -61,14 +72,14 @@ async function main(): Promise<void> {
     CASES.forEach((c, i) => {
       const key: ServiceKey = { protocol: 'tcp', address: c.vip, port: 1000 + i };
       lb!.addService(key, { scheduler: 'rr' });
-      lb!.addRealServer(key, { address: c.real, port: c.method === 'nat' ? 80 : key.port }, { method: c.method });
+      lb!.addRealServer(key, { address: c.real, port: c.method === 'nat' ? 80 : key.port }, { method: c.method, ...c.tunnel });
       const packet = (flags: string) =>
         buildFrame({ ip: { src: c.client, dst: c.vip, df: true }, tcp: { sport: 40000, dport: key.port, flags }, payload: 'x'.repeat(64) });
       run(packet('S'));
       rows.push([`${c.name}, established`, measure(packet('A'))]);
     });
     console.log(`BPF_PROG_TEST_RUN, median of ${RUNS} single runs (ns per packet, incl. the harness's timer):`);
-    for (const [name, ns] of rows) console.log(`  ${name.padEnd(34)} ${String(ns).padStart(5)}`);
+    for (const [name, ns] of rows) console.log(`  ${name.padEnd(40)} ${String(ns).padStart(5)}`);
   } finally {
     lb?.close();
     await topology.destroy();

@@ -2,7 +2,8 @@
 // means, and how it reaches the BPF filesystem from inside `ip netns exec`.
 //
 // Layout on the bpffs (host view): /sys/fs/bpf/xvs is the table of the namespace that has no name
-// under /run/netns (the host's); /sys/fs/bpf/xvs-netns/NAME is the table of the namespace NAME.
+// under /run/netns (the host's); /sys/fs/bpf/xvs-netns/NAME is the table of the namespace NAME
+// (--netns may also give an nsfs path, e.g. /proc/PID/ns/net: its table is named after the path).
 // `ip netns exec NAME xvsadm …` (found by comparing /proc/self/ns/net with /run/netns/*) and
 // `xvsadm --netns NAME …` from the host therefore meet in the same table. An explicit --pin-path
 // or XVS_PIN_PATH overrides all of this (--netns then only says where the interfaces are).
@@ -18,12 +19,12 @@
 // which is removed, and xvsd ends with the namespace its table belongs to.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { pidAlive } from './daemon.js';
 import type { Dataplane } from './dataplane.js';
 import { errors } from './errors.js';
 import * as L from './layout.js';
-import { BpfMap, netnsCookie } from './libbpf.js';
+import { BpfMap, netnsCookie, netnsPath } from './libbpf.js';
 import { hasPins, isBpffs, readCtl, removePins } from './store.js';
 
 export const BPFFS = '/sys/fs/bpf';
@@ -104,9 +105,14 @@ function reachBpffs(): { root: string; via?: number } {
   return { root: `/proc/${pid}/root${BPFFS}`, via: pid };
 }
 
-/** The name under /run/netns of this process's network namespace, as `ip netns identify` finds it. */
-export function currentNetnsName(): string | undefined {
-  const self = statSync('/proc/self/ns/net');
+/** The name under /run/netns of this process's (or nsfs path's) network namespace, as `ip netns identify` finds it. */
+export function netnsName(nsPath = '/proc/self/ns/net'): string | undefined {
+  let self: { dev: number; ino: number };
+  try {
+    self = statSync(nsPath);
+  } catch {
+    return undefined;
+  }
   let names: string[];
   try {
     names = readdirSync('/run/netns');
@@ -123,13 +129,15 @@ export function currentNetnsName(): string | undefined {
   });
 }
 
-/** A namespace name as a bpffs directory name: the bpffs refuses dots. */
+/** A namespace name (or nsfs path) as a bpffs directory name: the bpffs refuses dots. */
 function dirName(netns: string): string {
-  return netns.replace(/%/g, '%25').replace(/\./g, '%2E');
+  return netns.replace(/%/g, '%25').replace(/\./g, '%2E').replace(/\//g, '%2F');
 }
 
+/** The cookie of a namespace named under /run/netns, or given by an absolute nsfs path. */
 function cookieOf(netns: string): bigint {
-  if (netns.includes('/') || netns === '.' || netns === '..' || !existsSync(join('/run/netns', netns))) {
+  const named = !netns.includes('/') && netns !== '.' && netns !== '..';
+  if (!(isAbsolute(netns) || named) || !existsSync(netnsPath(netns))) {
     throw errors.invalid(`Cannot open network namespace "${netns}": No such file or directory`);
   }
   try {
@@ -145,7 +153,8 @@ function cookieOf(netns: string): bigint {
  */
 export function locateTable(opts: { pinPath?: string; netns?: string }): Table {
   if (opts.pinPath) return { pinPath: opts.pinPath, netns: opts.netns };
-  const netns = opts.netns ?? currentNetnsName();
+  // A path of a named namespace means that name, so that both forms meet in one table.
+  const netns = opts.netns === undefined ? netnsName() : isAbsolute(opts.netns) ? (netnsName(opts.netns) ?? opts.netns) : opts.netns;
   const cookie = netns === undefined ? netnsCookie() : cookieOf(netns);
   const { root, via } = reachBpffs();
   const sub = netns === undefined ? HOST_TABLE : join(NETNS_TABLES, dirName(netns));

@@ -82,6 +82,8 @@ describe('tables per network namespace', () => {
     const saved = await inNetns(A, ['-S', '-n']);
     expect(saved.stdout).toBe('-A -t 10.1.1.1:80 -s wrr\n-a -t 10.1.1.1:80 -r 10.1.1.2:80 -g -w 3\n-a -t 10.1.1.1:80 -r 10.1.1.3:80 -g -w 1\n');
     expect(await fromHost([`--netns=${B}`, '-S', '-n'])).toEqual(ok('-A -u 10.2.2.2:53 -s wlc\n'));
+    // The namespace's path names the same table.
+    expect(await fromHost(['--netns', `/run/netns/${A}`, '-S', '-n'])).toEqual(saved);
     // An explicit pin path still wins, inside the namespace too (through the bind mount).
     const own = `xvs-test-${uniqueSuffix(8)}`;
     try {

@@ -217,7 +217,7 @@ describe('the command line (parse_options, generic_opt_check)', () => {
   it.each([
     [['-A', '-t', '10.0.0.1:80', '-s', 'rr', '-w', '3'], 2, "Illegal 'weight' option with the 'add-service' command\n"],
     [['-a', '-t', '10.0.0.1:80'], 2, "You need to supply the 'real-server' option for the 'add-server' command\n"],
-    [['-a', '-t', '10.0.0.1:80', '-r', '10.1.0.1', '-w', '65536'], 2, 'illegal weight specified\n'],
+    [['-a', '-t', '10.0.0.1:80', '-r', '10.1.0.1', '-w', '2147483648'], 2, 'illegal weight specified\n'],
     [['-a', '-t', '10.0.0.1:80', '-r', '10.1.0.1', '-w', '-1'], 2, 'illegal weight specified\n'],
     [['-a', '-t', '10.0.0.1:80', '-r', '10.1.0.1', '-x', 'lots'], 2, 'illegal u_threshold specified\n'],
     [['-a', '-t', '10.0.0.1:80', '-r', '10.1.0.1', '-y', '2147483648'], 2, 'illegal l_threshold specified\n'],

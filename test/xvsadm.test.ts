@@ -239,7 +239,7 @@ describe('mistakes: ipvsadm exit codes and messages, and nothing changes', () =>
     [['-E', '-t', `${VIP}:80`, '-s', 'fastest'], 255, 'Scheduler or persistence engine not found\n'],
     [['-a', '-t', `${VIP}:80`, '-r', '10.1.0.13', '-x', '0', '-y', '10'], 255, 'Numerical result out of range\n'],
     [['--set', '2600000', '0', '0'], 255, 'Invalid operation.  Possibly wrong module version, address not unicast, ...\n'],
-    [['-a', '-t', `${VIP}:80`, '-r', '10.1.0.13', '-w', '65536'], 2, 'illegal weight specified\n'],
+    [['-a', '-t', `${VIP}:80`, '-r', '10.1.0.13', '-w', '2147483648'], 2, 'illegal weight specified\n'],
     [['-A', '-t', `${VIP}:0`, '-s', 'rr'], 2, 'Zero port specified for non-persistent service\n'],
     [['-A', '-t', '10.0.0.256:80'], 2, 'illegal virtual server address[:port] specified\n'],
     [['-L', '-t', `${VIP}:81`], 1, 'No such service\n'],

@@ -8,6 +8,7 @@
 #include "xvs_maps.h"
 #include "xvs_parse.h"
 #include "xvs_counts.h"
+#include "xvs_persist.h"
 
 enum xvs_tcp_table { XVS_TCP_INPUT = 0, XVS_TCP_OUTPUT = 1, XVS_TCP_INPUT_ONLY = 2 };
 
@@ -84,7 +85,7 @@ static __always_inline __u64 xvs_clock(void)
 }
 
 /* Moves c to the state that this packet leads to, counting it ActiveConn exactly while it is
- * ESTABLISHED, and refreshes its timeout and last-seen time, writing only the fields that change
+ * ESTABLISHED and assuring its template (a TCP connection established, a UDP reply), and refreshes its timeout and last-seen time, writing only the fields that change
  * so that a busy connection does not bounce its cache line. */
 static __always_inline void conn_touch(struct xvs_conn *c, const struct xvs_pkt *p,
 				       enum xvs_tcp_table table, const struct xvs_config *cfg,
@@ -101,7 +102,12 @@ static __always_inline void conn_touch(struct xvs_conn *c, const struct xvs_pkt 
 		c->state = state;
 		if (was_established != established)
 			conn_count_established(c, established);
+		if (established && (c->flags & XVS_CONN_F_CONTROLLED) && !(c->flags & XVS_CONN_F_ASSURED))
+			template_assure(c);
 	}
+	if (p->key.proto == IPPROTO_UDP && table == XVS_TCP_OUTPUT &&
+	    (c->flags & (XVS_CONN_F_CONTROLLED | XVS_CONN_F_ASSURED)) == XVS_CONN_F_CONTROLLED)
+		template_assure(c);
 	__u32 timeout = cfg->timeout[state & (XVS_STATE_SLOTS - 1)];
 	if (c->timeout != timeout)
 		c->timeout = timeout;

@@ -122,7 +122,7 @@ struct xvs_template {
 	__u32 dest_gen;
 	__u32 timeout;	  /* seconds: the persistence timeout, XVS_TEMPLATE_REARM once it waited */
 	__u32 counted;	  /* enum xvs_counted: PERSIST until it ends */
-	__u32 pad;
+	__u32 state;	  /* enum xvs_tpl_state */
 };
 
 /* svc_sched[svc id]: where a service's scheduler stands and where its slots are. Replaced whole

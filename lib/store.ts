@@ -10,6 +10,7 @@ import type { Dataplane } from './dataplane.js';
 import { errors } from './errors.js';
 import * as L from './layout.js';
 import { BpfError, BpfMap, XdpLink, unpin } from './libbpf.js';
+import { readTrash } from './trash.js';
 
 export const DEFAULT_PIN_PATH = '/sys/fs/bpf/xvs';
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -43,6 +44,7 @@ const SHAPES: Record<string, [number, number]> = {
   ctl_sched: [4, L.schedCtl.size],
   ctl_lock: [4, L.ctlLock.size],
   rate_est: [L.estKey.size, L.est.size],
+  dest_trash: [4, L.destTrash.size],
 };
 
 // --- the pin directory -----------------------------------------------------------------------
@@ -229,13 +231,20 @@ export interface StoredService {
   slots: number[];
   resume: number[];
   schedCtl: L.Decoded<typeof L.schedCtl.fields> | undefined;
-  /** Newest first: gen descending, IPVS's list order. */
+  /** IPVS's list order (newest first), as the service's real-server list in sched_slots holds it. */
   dests: StoredDest[];
+}
+
+/** A real server in the destination trash (lib/trash.ts). */
+export interface StoredTrashed {
+  dest: StoredDest;
+  record: L.Decoded<typeof L.destTrash.fields>;
 }
 
 export interface StoredState {
   ctl: Ctl;
   services: StoredService[];
+  trash: StoredTrashed[];
 }
 
 /** The configuration held in the maps, as the Balancer needs it to carry on where it was left. */
@@ -243,8 +252,14 @@ export function readState(dp: Dataplane): StoredState {
   const ctl = readCtl(dp);
   const available = dp.enumValue('xvs_dest_flags', 'XVS_DEST_F_AVAILABLE');
   const dests = new Map<number, StoredDest[]>();
+  const trashRecords = readTrash(dp);
+  const trash: StoredTrashed[] = [];
   for (const d of readDests(dp, ctl.destHigh)) {
-    if (!(d.flags & available)) continue;
+    const record = trashRecords.get(d.index);
+    if (!(d.flags & available)) {
+      if (record && d.gen) trash.push({ dest: toStoredDest(d), record });
+      continue;
+    }
     const list = dests.get(d.svc) ?? [];
     list.push(toStoredDest(d));
     dests.set(d.svc, list);
@@ -259,6 +274,10 @@ export function readState(dp: Dataplane): StoredState {
     const table = Array.from({ length: sched?.tableLen ?? 0 }, (_, i) =>
       L.schedSlot.decode(slotMap.lookup(u32(sched!.table + i))!),
     );
+    const position = new Map(Array.from({ length: sched?.ndests ?? 0 }, (_, i) =>
+      [L.schedSlot.decode(slotMap.lookup(u32(sched!.dests + i))!).dest, i] as [number, number],
+    ));
+    const order = (d: StoredDest) => position.get(d.index) ?? -d.gen;
     services.push({
       id: value.id,
       key: L.svcKey.decode(k),
@@ -267,10 +286,10 @@ export function readState(dp: Dataplane): StoredState {
       slots: table.map((s) => s.dest),
       resume: table.map((s) => s.resume),
       schedCtl: ctlRaw ? L.schedCtl.decode(ctlRaw) : undefined,
-      dests: (dests.get(value.id) ?? []).sort((a, b) => b.gen - a.gen),
+      dests: (dests.get(value.id) ?? []).sort((a, b) => order(a) - order(b)),
     });
   }
-  return { ctl, services };
+  return { ctl, services, trash };
 }
 
 type DestRecord = L.Decoded<typeof L.dest.fields> & { index: number };

@@ -204,8 +204,9 @@ export class IpvsModel {
         this.touch(c, flags);
         return { verdict: 'fwd', real: c.real };
       }
+      // With expire_nodest_conn a packet of a removed server's connection ends it and goes on
+      // as a packet without connection (ip_vs_in_hook): a SYN is scheduled, others are passed.
       this.endConn(key, c);
-      if (gone && !this.mayStart(p)) return { verdict: 'drop' };
     }
     if (!this.matches(p)) return { verdict: 'pass' };
     if (!this.mayStart(p)) return { verdict: 'pass' };

@@ -20,6 +20,7 @@ struct xvs_ctl {
 	__u32 dest_high;	/* dests indexes at or above this were never used */
 	__u64 daemon_tick_ns;	/* CLOCK_MONOTONIC of xvsd's start or last estimation */
 	char netns[XVS_NETNS_NAME_LEN]; /* network namespace of the interfaces, "" = the caller's */
+	__u64 trash_timer_ns;	/* dataplane clock of the destination trash's next tick, 0 = none */
 };
 
 /* ctl_sched[svc id]: where the control plane's scheduler model stood right after the last change

@@ -5,7 +5,7 @@
  * and end by their own time, their packets are dropped (sysctl expire_nodest_conn 0, the default),
  * NAT replies still go back to their clients. Added back to a service with the same key, address
  * and port it is taken out of the trash with its connections. The control plane frees the slot once
- * nothing has referred to it for XVS_DEST_TRASH_PERIOD. With expire_nodest_conn its connections end
+ * nothing has referred to it for a while (lib/trash.ts). With expire_nodest_conn its connections end
  * at once instead (the sweeper, and a packet that meets one, which is then handled as new). */
 #ifndef XVS_TRASH_H
 #define XVS_TRASH_H
@@ -16,7 +16,7 @@
 /* dest_trash[dests index]: a real server in the trash. Written and read by the control plane only. */
 struct xvs_dest_trash {
 	struct xvs_svc_key svc; /* the service it was deleted from (ip_vs_trash_get_dest matches it) */
-	__u64 idle_since;	/* dataplane clock since when nothing refers to it; 0 while something does */
+	__u64 idle_since;	/* the trash timer's tick that first found nothing referring to it, 0 before */
 	__u32 orphaned;		/* its service was deleted: restored into a new one, its counters restart */
 	__u32 pad;
 };

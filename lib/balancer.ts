@@ -114,7 +114,7 @@ export interface BalancerOptions extends DataplaneOptions {
 export interface ExpireResult extends SweepResult {
   /** lblc/lblcr cache entries dropped by their expiry timers. */
   localityEnded: number;
-  /** Real servers freed from the destination trash (nothing referred to them for 120 s). */
+  /** Real servers freed from the destination trash (nothing referred to them for 120 to 180 s). */
   trashFreed: number;
 }
 
@@ -958,7 +958,7 @@ export class Balancer {
    */
   private trashDest(svc: ServiceState, d: DestState, orphaned: boolean): void {
     this.writeDest(svc, d, false);
-    this.trash.put(d, this.svcKeyBytes(svc.key), orphaned);
+    this.trash.put(d, this.svcKeyBytes(svc.key), orphaned, this.dp.now());
   }
 
   /**
@@ -990,7 +990,7 @@ export class Balancer {
     } catch (e) {
       svc.dests.shift();
       this.writeDest(svc, was, false);
-      this.trash.put(was, t.svcKey, t.orphaned);
+      this.trash.put(was, t.svcKey, t.orphaned, this.dp.now());
       throw e;
     }
     this.updateNatPortZeroFlag();

@@ -162,9 +162,9 @@ export const markKey = new StructCodec('xvs_mark_key', 24, {
 });
 
 // Control-plane state (bpf/xvs_ctl.h): never read by the XDP program.
-export const ctl = new StructCodec('xvs_ctl', 88, {
+export const ctl = new StructCodec('xvs_ctl', 96, {
   destGen: f(0, 'u32'), version: f(4, 'u32'), daemonPid: f(8, 'u32'), destHigh: f(12, 'u32'), daemonTickNs: f(16, 'u64'),
-  netns: f(24, 'cstr64'),
+  netns: f(24, 'cstr64'), trashTimerNs: f(88, 'u64'),
 });
 
 /** A real server in the destination trash (bpf/xvs_trash.h). */

@@ -10,7 +10,6 @@ import type { Dataplane } from './dataplane.js';
 import { errors } from './errors.js';
 import * as L from './layout.js';
 import { BpfError, BpfMap, XdpLink, unpin } from './libbpf.js';
-import { readTrash } from './trash.js';
 
 export const DEFAULT_PIN_PATH = '/sys/fs/bpf/xvs';
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -290,6 +289,13 @@ export function readState(dp: Dataplane): StoredState {
     });
   }
   return { ctl, services, trash };
+}
+
+/** The destination trash as pinned: dests index → its record. */
+function readTrash(dp: Dataplane): Map<number, L.Decoded<typeof L.destTrash.fields>> {
+  const out = new Map<number, L.Decoded<typeof L.destTrash.fields>>();
+  for (const [k, v] of dp.map('dest_trash').entries()) out.set(k.readUInt32LE(0), L.destTrash.decode(v));
+  return out;
 }
 
 type DestRecord = L.Decoded<typeof L.dest.fields> & { index: number };

@@ -4,14 +4,19 @@
 // connections and templates live on to their own expiry. Added back to a service with the same
 // key, address and port, it is taken out with all of them (its counters restart when its service
 // was deleted meanwhile: the kernel zeroes them when a trashed destination joins another service).
-// Its slot is freed once nothing has referred to it for DEST_TRASH_PERIOD_NS.
+// Its slot is freed by the kernel's trash timer: it ticks every DEST_TRASH_PERIOD_NS / 2 from the
+// moment the trash stops being empty; the first tick that finds nothing referring to a trashed real
+// server notes the time, and the first tick DEST_TRASH_PERIOD_NS after that frees it (so 120 to
+// 180 s after its last connection or template ended).
 import { addressBytes } from './address.js';
 import { destCounts } from './connections.js';
 import { type Dataplane, u32 } from './dataplane.js';
 import * as L from './layout.js';
+import * as store from './store.js';
 
-/** IP_VS_DEST_TRASH_PERIOD: how long a trashed real server nothing refers to is kept. */
+/** IP_VS_DEST_TRASH_PERIOD. */
 export const DEST_TRASH_PERIOD_NS = 120_000_000_000n;
+const TICK_NS = DEST_TRASH_PERIOD_NS / 2n;
 
 /** What the trash needs to know of a real server. */
 export interface TrashableDest {
@@ -27,7 +32,7 @@ export interface Trashed<D extends TrashableDest> {
   svcKey: Buffer;
   /** That service was deleted since. */
   orphaned: boolean;
-  /** Dataplane clock (ns) since when nothing refers to it; 0n while something does. */
+  /** The trash timer's tick (dataplane clock, ns) that first found nothing referring to it; 0n before. */
   idleSince: bigint;
 }
 
@@ -37,7 +42,8 @@ export class DestTrash<D extends TrashableDest> {
   constructor(private readonly dp: Dataplane) {}
 
   /** Puts a deleted real server into the trash (its dests entry is written unavailable by the caller). */
-  put(dest: D, svcKey: Buffer, orphaned: boolean): void {
+  put(dest: D, svcKey: Buffer, orphaned: boolean, now: bigint): void {
+    if (!this.entries.size) store.writeCtl(this.dp, { trashTimerNs: now + TICK_NS });
     this.write({ dest, svcKey, orphaned, idleSince: 0n });
   }
 
@@ -60,19 +66,30 @@ export class DestTrash<D extends TrashableDest> {
   }
 
   /**
-   * ip_vs_dest_trash_expire: notes which trashed real servers nothing refers to any more (no
-   * connection nor template counts on them) and takes out and returns those idle for the period.
+   * Runs the trash timer's ticks that came due by `now` (ip_vs_dest_trash_expire), and returns the
+   * real servers they freed, taken out of the trash.
    */
   expire(now: bigint): Trashed<D>[] {
+    let next = store.readCtl(this.dp).trashTimerNs;
+    if (!next || next > now) return [];
+    const freed: Trashed<D>[] = [];
+    while (next <= now && this.entries.size) {
+      freed.push(...this.tick(next));
+      next += TICK_NS;
+    }
+    store.writeCtl(this.dp, { trashTimerNs: this.entries.size ? next : 0n });
+    return freed;
+  }
+
+  /** One tick at `at`: idle real servers get their idle time noted, or are freed a period after. */
+  private tick(at: bigint): Trashed<D>[] {
     const freed: Trashed<D>[] = [];
     for (const t of [...this.entries.values()]) {
       const c = destCounts(this.dp, t.dest.index);
-      const referenced = c.activeConns + c.inactiveConns + c.persistConns > 0;
-      if (referenced) {
-        if (t.idleSince) this.write({ ...t, idleSince: 0n });
-      } else if (!t.idleSince) {
-        this.write({ ...t, idleSince: now });
-      } else if (now - t.idleSince >= DEST_TRASH_PERIOD_NS) {
+      if (c.activeConns + c.inactiveConns + c.persistConns > 0) continue;
+      if (!t.idleSince) {
+        this.write({ ...t, idleSince: at });
+      } else if (at >= t.idleSince + DEST_TRASH_PERIOD_NS) {
         this.entries.delete(t.dest.index);
         this.dp.map('dest_trash').delete(u32(t.dest.index));
         freed.push(t);
@@ -102,11 +119,4 @@ export class DestTrash<D extends TrashableDest> {
       L.destTrash.encode({ svc: t.svcKey, idleSince: t.idleSince, orphaned: t.orphaned ? 1 : 0 }),
     );
   }
-}
-
-/** The trash as pinned: dests index → its record (lib/store.ts joins it with the dests entries). */
-export function readTrash(dp: Dataplane): Map<number, L.Decoded<typeof L.destTrash.fields>> {
-  const out = new Map<number, L.Decoded<typeof L.destTrash.fields>>();
-  for (const [k, v] of dp.map('dest_trash').entries()) out.set(k.readUInt32LE(0), L.destTrash.decode(v));
-  return out;
 }

@@ -49,6 +49,7 @@ struct xvs_dest {
 	__u32 l_threshold;
 	__u32 thresh_gen; /* bumped when a threshold edit clears the overload flag */
 	__u32 last_weight; /* IPVS's last_weight (mh); the control plane's, kept for reopening */
+	__u32 list_order;  /* the control plane's: higher is nearer the list head (newest first) */
 };
 
 /* dest_conns[index]: the connection counts of a real server, as IPVS keeps them, shared by all

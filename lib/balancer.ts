@@ -149,6 +149,8 @@ interface DestState {
   lowerThreshold: number;
   /** Bumped when a threshold edit clears the overload flag (xvs_dest.thresh_gen). */
   threshGen: number;
+  /** xvs_dest.list_order: taken from the gen counter when added or restored (newest first). */
+  listOrder: number;
 }
 
 interface ServiceSettings {
@@ -374,7 +376,17 @@ export class Balancer {
   }
 
   deleteService(key: ServiceKey): void {
-    const svc = this.service(key, errors.noService);
+    this.removeService(this.service(key, errors.noService));
+    this.expireNodestConns();
+  }
+
+  /** Deletes every service (ipvsadm -C). */
+  clear(): void {
+    for (const svc of [...this.services.values()]) this.removeService(svc);
+    this.expireNodestConns();
+  }
+
+  private removeService(svc: ServiceState): void {
     this.dp.map('services').delete(this.svcKeyBytes(svc.key));
     if (!('fwmark' in svc.key)) this.vipRef(svc.key.address, -1);
     this.trash.orphan(this.svcKeyBytes(svc.key));
@@ -388,12 +400,6 @@ export class Balancer {
     this.services.delete(this.serviceKeyString(svc.key));
     this.updatePortZeroFlag();
     this.updateNatPortZeroFlag();
-    this.expireNodestConns();
-  }
-
-  /** Deletes every service (ipvsadm -C). */
-  clear(): void {
-    for (const svc of [...this.services.values()]) this.deleteService(svc.key);
   }
 
   addRealServer(key: ServiceKey, real: RealServerKey, opts: RealServerOptions = {}): void {
@@ -412,7 +418,7 @@ export class Balancer {
     if (index === undefined) throw errors.full('Memory allocation problem: too many real servers');
     const d: DestState = {
       index, gen: ++this.destGen, address: canonical(real.address), port, method, weight, lastWeight: weight,
-      upperThreshold, lowerThreshold, threshGen: 0,
+      upperThreshold, lowerThreshold, threshGen: 0, listOrder: this.destGen,
     };
     svc.dests.unshift(d);
     try {
@@ -948,6 +954,7 @@ export class Balancer {
       lThreshold: d.lowerThreshold,
       threshGen: d.threshGen,
       lastWeight: d.lastWeight,
+      listOrder: d.listOrder,
     });
     this.dp.map('dests').update(u32(d.index), value);
   }
@@ -977,10 +984,11 @@ export class Balancer {
     const clearsOverload = o.upperThreshold === 0 || o.upperThreshold > was.upperThreshold;
     const d: DestState = {
       ...was, ...o, lastWeight: o.weight !== 0 ? o.weight : was.lastWeight,
-      threshGen: clearsOverload ? (was.threshGen + 1) >>> 0 : was.threshGen,
+      threshGen: clearsOverload ? (was.threshGen + 1) >>> 0 : was.threshGen, listOrder: ++this.destGen,
     };
     svc.dests.unshift(d);
     try {
+      store.writeCtl(this.dp, { destGen: this.destGen });
       // Its service was deleted: the kernel zeroes its counters as it joins the new one.
       if (t.orphaned) this.dp.zeroStats('dest_stats', d.index);
       this.forgetRoutes(d.index);
@@ -1150,7 +1158,7 @@ function destState(d: store.StoredDest, methods: Map<number, Method>): DestState
   return {
     index: d.index, gen: d.gen, address: d.address, port: d.port, method: methods.get(d.method) ?? 'dr',
     weight: d.weight, lastWeight: d.lastWeight || d.weight, upperThreshold: d.uThreshold,
-    lowerThreshold: d.lThreshold, threshGen: d.threshGen,
+    lowerThreshold: d.lThreshold, threshGen: d.threshGen, listOrder: d.listOrder,
   };
 }
 

@@ -97,10 +97,10 @@ export const service = new StructCodec('xvs_service', 32, {
   netmask: f(16, 'u32'), schedFlags: f(20, 'u32'), fwmark: f(24, 'u32'), port: f(28, 'be16'),
 });
 
-export const dest = new StructCodec('xvs_dest', 52, {
+export const dest = new StructCodec('xvs_dest', 56, {
   addr: f(0, 'addr'), port: f(16, 'be16'), af: f(18, 'u8'), method: f(19, 'u8'), svc: f(20, 'u32'),
   gen: f(24, 'u32'), flags: f(28, 'u32'), weight: f(32, 'u32'), uThreshold: f(36, 'u32'),
-  lThreshold: f(40, 'u32'), threshGen: f(44, 'u32'), lastWeight: f(48, 'u32'),
+  lThreshold: f(40, 'u32'), threshGen: f(44, 'u32'), lastWeight: f(48, 'u32'), listOrder: f(52, 'u32'),
 });
 
 export const destConns = new StructCodec('xvs_dest_conns', 16, {

@@ -219,6 +219,8 @@ export interface StoredDest {
   threshGen: number;
   lastWeight: number;
   flags: number;
+  /** Higher is nearer the list head. */
+  listOrder: number;
 }
 
 export interface StoredService {
@@ -230,7 +232,7 @@ export interface StoredService {
   slots: number[];
   resume: number[];
   schedCtl: L.Decoded<typeof L.schedCtl.fields> | undefined;
-  /** IPVS's list order (newest first), as the service's real-server list in sched_slots holds it. */
+  /** IPVS's list order: newest (or latest back from the trash) first. */
   dests: StoredDest[];
 }
 
@@ -273,10 +275,6 @@ export function readState(dp: Dataplane): StoredState {
     const table = Array.from({ length: sched?.tableLen ?? 0 }, (_, i) =>
       L.schedSlot.decode(slotMap.lookup(u32(sched!.table + i))!),
     );
-    const position = new Map(Array.from({ length: sched?.ndests ?? 0 }, (_, i) =>
-      [L.schedSlot.decode(slotMap.lookup(u32(sched!.dests + i))!).dest, i] as [number, number],
-    ));
-    const order = (d: StoredDest) => position.get(d.index) ?? -d.gen;
     services.push({
       id: value.id,
       key: L.svcKey.decode(k),
@@ -285,7 +283,7 @@ export function readState(dp: Dataplane): StoredState {
       slots: table.map((s) => s.dest),
       resume: table.map((s) => s.resume),
       schedCtl: ctlRaw ? L.schedCtl.decode(ctlRaw) : undefined,
-      dests: (dests.get(value.id) ?? []).sort((a, b) => order(a) - order(b)),
+      dests: (dests.get(value.id) ?? []).sort((a, b) => b.listOrder - a.listOrder),
     });
   }
   return { ctl, services, trash };
@@ -329,5 +327,6 @@ function toStoredDest(d: DestRecord): StoredDest {
     threshGen: d.threshGen,
     lastWeight: d.lastWeight,
     flags: d.flags,
+    listOrder: d.listOrder || d.gen,
   };
 }

@@ -38,6 +38,10 @@ export interface Trashed<D extends TrashableDest> {
 
 export class DestTrash<D extends TrashableDest> {
   private readonly entries = new Map<number, Trashed<D>>();
+  /** ⟨service key, address, port⟩ → dests index, for take(). */
+  private readonly byIdentity = new Map<string, number>();
+  /** Service key → the dests indexes trashed from it, for orphan(). */
+  private readonly byService = new Map<string, Set<number>>();
 
   constructor(private readonly dp: Dataplane) {}
 
@@ -49,20 +53,18 @@ export class DestTrash<D extends TrashableDest> {
 
   /** The real servers trashed from the service with this key lose it (it was deleted). */
   orphan(svcKey: Buffer): void {
-    for (const t of this.entries.values()) if (!t.orphaned && t.svcKey.equals(svcKey)) this.write({ ...t, orphaned: true });
+    for (const index of this.byService.get(svcKey.toString('hex')) ?? []) {
+      const t = this.entries.get(index)!;
+      if (!t.orphaned) this.write({ ...t, orphaned: true });
+    }
   }
 
   /** ip_vs_trash_get_dest: takes out the trashed real server of this service, address and port. */
   take(svcKey: Buffer, address: string, port: number): Trashed<D> | undefined {
-    const a = addressBytes(address);
-    for (const t of this.entries.values()) {
-      if (t.dest.port === port && t.svcKey.equals(svcKey) && addressBytes(t.dest.address).equals(a)) {
-        this.entries.delete(t.dest.index);
-        this.dp.map('dest_trash').delete(u32(t.dest.index));
-        return t;
-      }
-    }
-    return undefined;
+    const index = this.byIdentity.get(identity(svcKey, address, port));
+    const t = index === undefined ? undefined : this.entries.get(index);
+    if (t) this.remove(t);
+    return t;
   }
 
   /**
@@ -90,8 +92,7 @@ export class DestTrash<D extends TrashableDest> {
       if (!t.idleSince) {
         this.write({ ...t, idleSince: at });
       } else if (at >= t.idleSince + DEST_TRASH_PERIOD_NS) {
-        this.entries.delete(t.dest.index);
-        this.dp.map('dest_trash').delete(u32(t.dest.index));
+        this.remove(t);
         freed.push(t);
       }
     }
@@ -109,14 +110,38 @@ export class DestTrash<D extends TrashableDest> {
   /** Replaces the in-memory trash with what the maps hold (the dests given by the caller's decoding). */
   adopt(entries: Trashed<D>[]): void {
     this.entries.clear();
-    for (const t of entries) this.entries.set(t.dest.index, t);
+    this.byIdentity.clear();
+    this.byService.clear();
+    for (const t of entries) this.index(t);
+  }
+
+  private index(t: Trashed<D>): void {
+    this.entries.set(t.dest.index, t);
+    this.byIdentity.set(identity(t.svcKey, t.dest.address, t.dest.port), t.dest.index);
+    const svc = t.svcKey.toString('hex');
+    const set = this.byService.get(svc) ?? new Set<number>();
+    set.add(t.dest.index);
+    this.byService.set(svc, set);
+  }
+
+  private remove(t: Trashed<D>): void {
+    this.entries.delete(t.dest.index);
+    this.byIdentity.delete(identity(t.svcKey, t.dest.address, t.dest.port));
+    const svc = t.svcKey.toString('hex');
+    this.byService.get(svc)?.delete(t.dest.index);
+    if (!this.byService.get(svc)?.size) this.byService.delete(svc);
+    this.dp.map('dest_trash').delete(u32(t.dest.index));
   }
 
   private write(t: Trashed<D>): void {
-    this.entries.set(t.dest.index, t);
+    this.index(t);
     this.dp.map('dest_trash').update(
       u32(t.dest.index),
       L.destTrash.encode({ svc: t.svcKey, idleSince: t.idleSince, orphaned: t.orphaned ? 1 : 0 }),
     );
   }
+}
+
+function identity(svcKey: Buffer, address: string, port: number): string {
+  return `${svcKey.toString('hex')}|${addressBytes(address).toString('hex')}|${port}`;
 }

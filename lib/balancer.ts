@@ -1021,6 +1021,7 @@ export class Balancer {
       this.neighbours.release(t.dest.address);
       this.destIndexes.release(t.dest.index);
     }
+    if (freed.length) this.updateNatPortZeroFlag();
     if (freed.length && this.dp.pinPath) {
       // Other processes must forget these real servers: a change of configuration.
       this.version = (store.readCtl(this.dp).version + 1) >>> 0;
@@ -1051,7 +1052,9 @@ export class Balancer {
   }
 
   private updateNatPortZeroFlag(): void {
-    const any = [...this.services.values()].some((s) => s.dests.some((d) => d.method === 'nat' && d.port === 0));
+    // Trashed real servers count: their connections' replies still go back to the clients.
+    const dests = [...this.services.values()].flatMap((s) => s.dests).concat(this.trash.dests());
+    const any = dests.some((d) => d.method === 'nat' && d.port === 0);
     this.dp.writeConfigFlag('XVS_CFG_F_NAT_PORT0', any);
   }
 

@@ -85,8 +85,9 @@ static __always_inline __u64 xvs_clock(void)
 }
 
 /* Moves c to the state that this packet leads to, counting it ActiveConn exactly while it is
- * ESTABLISHED and assuring its template (a TCP connection established, a UDP reply), and refreshes its timeout and last-seen time, writing only the fields that change
- * so that a busy connection does not bounce its cache line. */
+ * ESTABLISHED and making its template ASSURED (TCP established, or a UDP reply: the kernel's
+ * ip_vs_control_assure_ct), and refreshes its timeout and last-seen time, writing only the fields
+ * that change so that a busy connection does not bounce its cache line. */
 static __always_inline void conn_touch(struct xvs_conn *c, const struct xvs_pkt *p,
 				       enum xvs_tcp_table table, const struct xvs_config *cfg,
 				       __u64 now)

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* The sweeper, run by the control plane (BPF_PROG_TEST_RUN on a frame that carries struct
  * xvs_sweep): it ends every connection whose time is up or whose real server is gone (freed from
- * the trash, or in it with expire_nodest_conn: xvs_trash.h), drops
- * reply entries left without their connection, and stamps the template of every connection that
- * lives on; then it ends or re-arms the persistence templates whose time is up, as the kernel's
+ * the trash, or in it with expire_nodest_conn: xvs_trash.h), drops reply entries left without
+ * their connection, and stamps the template of every connection that lives on; then it ends or re-arms the persistence templates whose time is up, as the kernel's
  * connection timers would have (re-armed when stamped by this sweep). Connections go first, so
  * that a template whose last connection ends in the same sweep ends too. Ending goes through the
  * same exactly-once uncounting as the packet path, so the two may race freely. */

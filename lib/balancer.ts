@@ -983,7 +983,7 @@ export class Balancer {
     // __ip_vs_update_dest: a raised or removed upper threshold clears the overload flag.
     const clearsOverload = o.upperThreshold === 0 || o.upperThreshold > was.upperThreshold;
     const d: DestState = {
-      ...was, ...o, lastWeight: o.weight !== 0 ? o.weight : was.lastWeight,
+      ...was, ...o, lastWeight: o.weight, // __ip_vs_update_dest with add: even a weight of 0
       threshGen: clearsOverload ? (was.threshGen + 1) >>> 0 : was.threshGen, listOrder: ++this.destGen,
     };
     svc.dests.unshift(d);

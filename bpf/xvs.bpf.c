@@ -25,6 +25,7 @@
 #include "xvs_frag.h"
 #include "xvs_icmp_conn.h"
 #include "xvs_mark.h"
+#include "xvs_trash.h"
 #include "xvs_sweep.h"
 #include "xvs_routed.h"
 
@@ -36,7 +37,7 @@ static __always_inline int established(struct xvs_pkt *p, struct xvs_conn *c,
 				       __u64 now)
 {
 	conn_touch(c, p, conn_in_table(c), cfg, now);
-	count_in(c->svc, c->dest, p->ip_len, 0);
+	count_in(d->svc, c->dest, p->ip_len, 0); /* the server's service: it may have been re-created */
 	frag_remember(p, now);
 	return fwd_to_real(p, c->method, c->dest, d, &p->key, c->rport);
 }
@@ -73,8 +74,11 @@ static __noinline struct xvs_service *find_service(const struct xvs_pkt *p,
 static __noinline __s64 persist_find(const struct xvs_pkt *p, const struct xvs_service *svc,
 				     __u64 now, struct xvs_tpl_key *k)
 {
+	__u32 zero = 0;
+	struct xvs_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
 	tpl_key_of(k, p, svc);
-	struct xvs_template *t = template_use(k, now);
+	struct xvs_template *t = template_use(k, now, cfg ? cfg->flags : 0);
 	if (!t)
 		return -1; /* not `t ? t->dest : -1`: that is unsigned, never negative */
 	return t->dest;
@@ -203,7 +207,7 @@ static __noinline int nat_reply(struct xvs_pkt *p, const struct xvs_config *cfg,
 		return pass(XVS_R_PASS_STALE_REPLY);
 	}
 	conn_touch(c, p, XVS_TCP_OUTPUT, cfg, now);
-	count_out(c->svc, c->dest, p->ip_len);
+	count_reply(c, p->ip_len);
 	frag_remember(p, now);
 	return fwd_to_client(p, &r->vaddr, r->vport);
 }
@@ -228,15 +232,15 @@ __attribute__((noinline)) int xvs_decide(struct xvs_pkt *p)
 	struct xvs_conn *c = bpf_map_lookup_elem(&conns, &p->key);
 	if (c) {
 		struct xvs_dest *d = dest_get(c->dest, c->dest_gen);
+		int live = !conn_expired(c, now) && !conn_reused(c, p);
 
-		if (d && !conn_expired(c, now) && !conn_reused(c, p))
+		if (d && live)
 			return established(p, c, d, cfg, now);
-		conn_end(&p->key, c);
-		if (!d && !conn_may_start(p)) {
-			/* As IPVS with expire_nodest_conn: the connection ended with its server. */
+		if (live && conn_kept_in_trash(c, cfg)) {
 			count_reason(XVS_R_DROP_DEST_GONE);
 			return XDP_DROP;
 		}
+		conn_end(&p->key, c);
 	}
 	struct xvs_service *svc = find_service(p, cfg);
 	if (!svc)
@@ -281,6 +285,7 @@ struct xvs_enums {
 	enum xvs_sctp_state sctp_state;
 	enum xvs_tun_type tun_type;
 	enum xvs_tun_flags tun_flags;
+	enum xvs_tpl_state tpl_state;
 };
 const volatile struct xvs_enums xvs_enums_btf;
 /* The sweeper's frame layout reaches the control plane through BTF the same way. */

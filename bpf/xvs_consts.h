@@ -57,6 +57,7 @@ enum xvs_sched_flags {
 	XVS_SCHED_F_FLAG3 = 1 << 2,
 };
 
+/* A real server without XVS_DEST_F_AVAILABLE but with its gen is in the trash (xvs_trash.h). */
 enum xvs_dest_flags {
 	XVS_DEST_F_AVAILABLE = 1 << 0,
 };
@@ -71,6 +72,13 @@ enum xvs_conn_flags {
 	XVS_CONN_F_CONTROLLED = 1 << 0, /* a persistence template controls the connection */
 	XVS_CONN_F_OUTPUT = 1 << 2,	/* DR/TUN: a reply crossed the balancer (IPVS clears
 					 * IP_VS_CONN_F_NOOUTPUT): INPUT/OUTPUT tables from now on */
+	XVS_CONN_F_ASSURED = 1 << 1,	/* it made its template ASSURED (no need to look again) */
+};
+
+/* xvs_template.state: IPVS's IP_VS_CTPL_S_*. */
+enum xvs_tpl_state {
+	XVS_CTPL_S_NONE = 0,
+	XVS_CTPL_S_ASSURED = 1, /* it controlled an established TCP connection or a UDP reply */
 };
 
 /* Which counter of its real server an entry is counted in. Changed only by atomic exchange, so
@@ -97,6 +105,8 @@ enum xvs_config_flags {
 	XVS_CFG_F_ROUTED = 1 << 5,     /* some service has a DR/TUN real server: a packet from its
 					* virtual address (vips) may be a reply (xvs_routed.h) */
 	XVS_CFG_F_ROUTED_MARK = 1 << 6, /* some firewall-mark service has one: any packet may be */
+	XVS_CFG_F_EXPIRE_NODEST_CONN = 1 << 3,	     /* sysctl expire_nodest_conn */
+	XVS_CFG_F_EXPIRE_QUIESCENT_TEMPLATE = 1 << 4, /* sysctl expire_quiescent_template */
 };
 
 /* IPVS TCP states (ip_vs_proto_tcp.c) plus the UDP pseudo-state. */
@@ -135,7 +145,7 @@ enum xvs_reason {
 	XVS_R_PASS_NO_NEIGH,	 /* next hop not resolved yet: passed so the kernel resolves it */
 	XVS_R_PASS_FIB,		 /* no usable route (fib lookup failed): passed */
 	XVS_R_PASS_VLAN_EGRESS,	 /* tagged frame whose egress is not its ingress: passed */
-	XVS_R_DROP_DEST_GONE,	 /* connection's real server removed: dropped, connection ended */
+	XVS_R_DROP_DEST_GONE,	 /* connection's real server removed (in the trash): dropped, connection kept */
 	XVS_R_DROP_CONN_FULL,	 /* connection could not be stored: dropped */
 	XVS_R_PASS_STALE_REPLY,	 /* NAT reply whose connection is gone: passed */
 	XVS_R_UNSUPPORTED_FWD,	 /* forwarding method not built yet: passed */
@@ -181,6 +191,7 @@ enum xvs_frag_kind { XVS_FRAG_NONE = 0, XVS_FRAG_FIRST = 1, XVS_FRAG_LATER = 2 }
 #define XVS_LBLCR_EXPIRATION (24 * 60 * 60ULL) /* s: lblcr drops the most loaded of an old set */
 #define XVS_LBLCR_SET_MAX 16		     /* members of one lblcr server set */
 #define XVS_MARK_RULES_MAX 16		     /* classifier rules sharing one prefix */
+#define XVS_TPL_INVALID_PORT 0xffff	     /* ports of an invalidated template (ip_vs_check_template) */
 #define XVS_FTP_PORT 21			     /* persistence templates of port 21 cover all ports */
 
 #endif

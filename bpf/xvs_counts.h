@@ -19,6 +19,17 @@ static __always_inline struct xvs_dest *dest_get(__u32 index, __u32 gen)
 	return d;
 }
 
+/* The real server (index, gen) whether available or in the trash (xvs_trash.h), or NULL once its
+ * slot was cleared or reused: what its entries count on until they end. */
+static __always_inline struct xvs_dest *dest_of(__u32 index, __u32 gen)
+{
+	struct xvs_dest *d = bpf_map_lookup_elem(&dests, &index);
+
+	if (!d || !gen || d->gen != gen)
+		return NULL;
+	return d;
+}
+
 static __always_inline int dest_overloaded(const struct xvs_dest *d, const struct xvs_dest_conns *n)
 {
 	return n->overload == d->thresh_gen + 1;
@@ -78,7 +89,7 @@ static __always_inline int entry_uncount(__u32 *counted, __u32 index, __u32 gen)
 
 	if (was == XVS_COUNTED_NONE)
 		return 0;
-	struct xvs_dest *d = dest_get(index, gen);
+	struct xvs_dest *d = dest_of(index, gen);
 	if (d)
 		dest_unbind(index, d, was);
 	return 1;
@@ -93,7 +104,7 @@ static __always_inline void conn_count_established(struct xvs_conn *c, int estab
 	if (__sync_val_compare_and_swap(&c->counted, from, to) != from)
 		return;
 	__u32 index = c->dest;
-	if (!dest_get(index, c->dest_gen))
+	if (!dest_of(index, c->dest_gen))
 		return;
 	struct xvs_dest_conns *n = bpf_map_lookup_elem(&dest_conns, &index);
 	if (!n)

@@ -21,6 +21,7 @@ struct xvs_ctl {
 	__u64 daemon_tick_ns;	/* CLOCK_MONOTONIC of xvsd's start or last estimation */
 	char netns[XVS_NETNS_NAME_LEN]; /* network namespace of the interfaces, "" = the caller's */
 	__u64 netns_cookie;	/* the namespace whose table this is (lib/nstable.ts), 0 = not recorded */
+	__u64 trash_timer_ns;	/* dataplane clock of the destination trash's next tick, 0 = none */
 };
 
 /* ctl_sched[svc id]: where the control plane's scheduler model stood right after the last change

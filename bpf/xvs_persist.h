@@ -4,7 +4,10 @@
  * connection went to, while the template lives. A template counts as PersistConn on its server,
  * lives `-p` seconds after the last connection it sent, and when that time comes while it still
  * controls connections it waits again XVS_TEMPLATE_REARM seconds at a time (ip_vs_conn_expire).
- * A template whose server was removed is void: it ends and the client is scheduled anew.
+ * A template whose server is unavailable (in the trash, or weight 0 with expire_quiescent_template)
+ * is void: the client's next new connection invalidates it as ip_vs_check_template does (moved to
+ * ports 65535, where it lives on uncalled until its time) and is scheduled anew. A template is
+ * ASSURED once it controlled an established TCP connection or a UDP reply (ip_vs_control_assure_ct).
  *
  * Whether a template still controls connections is not counted (an atomic counter written through
  * a pointer whose hash-map element was meanwhile deleted and reused would drift for good): the
@@ -66,15 +69,78 @@ static __always_inline void template_end(const struct xvs_tpl_key *k, struct xvs
 		bpf_map_delete_elem(&templates, k);
 }
 
-/* The client's template, refreshed as a new connection uses it, or NULL. A void one ends here. */
-static __always_inline struct xvs_template *template_use(const struct xvs_tpl_key *k, __u64 now)
+/* ip_vs_check_template: whether the template's server may still take the client's connections. */
+static __always_inline int template_valid(const struct xvs_template *t, __u32 cfg_flags)
+{
+	struct xvs_dest *d = dest_get(t->dest, t->dest_gen);
+
+	return d && !((cfg_flags & XVS_CFG_F_EXPIRE_QUIESCENT_TEMPLATE) && !d->weight);
+}
+
+/* Where ip_vs_check_template moves a void template: both ports 65535 (the key's only port). */
+static __always_inline void tpl_key_invalid(struct xvs_tpl_key *k)
+{
+	k->dport = XVS_TPL_INVALID_PORT;
+}
+
+/* Moves a void template under its invalid key, where it keeps its count and time but is never
+ * used again (an older one already there ends). Exactly once: whoever takes `counted` moves it. */
+static __noinline void template_invalidate(const struct xvs_tpl_key *k, struct xvs_template *t)
+{
+	struct xvs_tpl_key ik = *k;
+	struct xvs_template moved = *t;
+
+	if (k->dport == XVS_TPL_INVALID_PORT)
+		return;
+	moved.counted = __sync_lock_test_and_set(&t->counted, XVS_COUNTED_NONE);
+	if (moved.counted == XVS_COUNTED_NONE)
+		return;
+	bpf_map_delete_elem(&templates, k);
+	tpl_key_invalid(&ik);
+	struct xvs_template *old = bpf_map_lookup_elem(&templates, &ik);
+	if (old)
+		template_end(&ik, old);
+	if (!bpf_map_update_elem(&templates, &ik, &moved, BPF_NOEXIST))
+		return;
+	struct xvs_dest *d = dest_of(moved.dest, moved.dest_gen);
+	if (d)
+		dest_unbind(moved.dest, d, moved.counted);
+}
+
+/* The template that controls c (also once invalidated), or NULL. */
+static __always_inline struct xvs_template *template_of(const struct xvs_conn *c)
+{
+	struct xvs_tpl_key k = c->ctl;
+	struct xvs_template *t = bpf_map_lookup_elem(&templates, &k);
+
+	if (t && t->id == c->tpl_id)
+		return t;
+	tpl_key_invalid(&k);
+	t = bpf_map_lookup_elem(&templates, &k);
+	return t && t->id == c->tpl_id ? t : NULL;
+}
+
+/* ip_vs_control_assure_ct: c's template becomes ASSURED (looked up once per connection). */
+static __noinline void template_assure(struct xvs_conn *c)
+{
+	struct xvs_template *t = template_of(c);
+
+	c->flags |= XVS_CONN_F_ASSURED;
+	if (t && !(t->state & XVS_CTPL_S_ASSURED))
+		__sync_fetch_and_or(&t->state, XVS_CTPL_S_ASSURED);
+}
+
+/* The client's template, refreshed as a new connection uses it, or NULL. A void one is
+ * invalidated here. */
+static __always_inline struct xvs_template *template_use(const struct xvs_tpl_key *k, __u64 now,
+							 __u32 cfg_flags)
 {
 	struct xvs_template *t = bpf_map_lookup_elem(&templates, k);
 
 	if (!t)
 		return NULL;
-	if (!dest_get(t->dest, t->dest_gen)) {
-		template_end(k, t);
+	if (!template_valid(t, cfg_flags)) {
+		template_invalidate(k, t);
 		return NULL;
 	}
 	t->last_seen = now;

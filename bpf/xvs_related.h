@@ -13,7 +13,8 @@
 #include "xvs_state.h"
 
 /* The live connection behind reply entry r (stored under rk), or NULL when it has ended: gone,
- * expired, or now with another real server. */
+ * expired, or now with another real server. A real server in the trash still answers its
+ * connections' clients, as ip_vs_out does. */
 static __always_inline struct xvs_conn *reply_conn(const struct xvs_conn_key *rk,
 						    const struct xvs_conn *r, __u64 now)
 {
@@ -22,9 +23,19 @@ static __always_inline struct xvs_conn *reply_conn(const struct xvs_conn_key *rk
 	client_key_of(&fk, rk, r);
 	struct xvs_conn *c = bpf_map_lookup_elem(&conns, &fk);
 	if (!c || c->dest != r->dest || c->dest_gen != r->dest_gen || conn_expired(c, now) ||
-	    !dest_get(c->dest, c->dest_gen))
+	    !dest_of(c->dest, c->dest_gen))
 		return NULL;
 	return c;
+}
+
+/* A reply counts on its real server and that server's service, unless the server is in the trash
+ * (ip_vs_out_stats). */
+static __always_inline void count_reply(const struct xvs_conn *c, __u32 bytes)
+{
+	struct xvs_dest *d = dest_get(c->dest, c->dest_gen);
+
+	if (d)
+		count_out(d->svc, c->dest, bytes);
 }
 
 /* A related packet goes on to the real server of connection c (its client-side entry, stored
@@ -37,7 +48,7 @@ static __always_inline int related_to_real(struct xvs_pkt *p, struct xvs_conn *c
 
 	if (conn_expired(c, now) || !d)
 		return pass(otherwise);
-	count_in(c->svc, c->dest, p->ip_len, 0);
+	count_in(d->svc, c->dest, p->ip_len, 0);
 	return fwd_to_real(p, c->method, c->dest, d, key, c->rport);
 }
 
@@ -51,7 +62,7 @@ static __always_inline int related_to_client(struct xvs_pkt *p, const struct xvs
 
 	if (!c)
 		return pass(otherwise);
-	count_out(c->svc, c->dest, p->ip_len);
+	count_reply(c, p->ip_len);
 	return fwd_to_client(p, &r->vaddr, r->vport);
 }
 

@@ -9,6 +9,7 @@
 #include "xvs_maps.h"
 #include "xvs_parse.h"
 #include "xvs_counts.h"
+#include "xvs_persist.h"
 
 enum xvs_tcp_table { XVS_TCP_INPUT = 0, XVS_TCP_OUTPUT = 1, XVS_TCP_INPUT_ONLY = 2 };
 
@@ -85,8 +86,9 @@ static __always_inline __u64 xvs_clock(void)
 }
 
 /* Moves c to the state that this packet leads to, counting it ActiveConn exactly while it is
- * ESTABLISHED, and refreshes its timeout and last-seen time, writing only the fields that change
- * so that a busy connection does not bounce its cache line. */
+ * ESTABLISHED and making its template ASSURED (TCP established, or a UDP reply: the kernel's
+ * ip_vs_control_assure_ct), and refreshes its timeout and last-seen time, writing only the fields
+ * that change so that a busy connection does not bounce its cache line. */
 static __always_inline void conn_touch(struct xvs_conn *c, const struct xvs_pkt *p,
 				       enum xvs_tcp_table table, const struct xvs_config *cfg,
 				       __u64 now)
@@ -108,9 +110,14 @@ static __always_inline void conn_touch(struct xvs_conn *c, const struct xvs_pkt 
 		c->state = state;
 		if (was_established != established)
 			conn_count_established(c, established);
+		if (established && (c->flags & XVS_CONN_F_CONTROLLED) && !(c->flags & XVS_CONN_F_ASSURED))
+			template_assure(c);
 	}
+	if (p->key.proto == IPPROTO_UDP && table == XVS_TCP_OUTPUT &&
+	    (c->flags & (XVS_CONN_F_CONTROLLED | XVS_CONN_F_ASSURED)) == XVS_CONN_F_CONTROLLED)
+		template_assure(c);
 	__u32 timeout = p->key.proto == IPPROTO_SCTP ? xvs_sctp_timeouts[state & 15]
-						     : cfg->timeout[state & (XVS_STATE_SLOTS - 1)];
+					     : cfg->timeout[state & (XVS_STATE_SLOTS - 1)];
 	if (c->timeout != timeout)
 		c->timeout = timeout;
 	if (now - c->last_seen >= XVS_LAST_SEEN_GRANULE_NS)

@@ -52,6 +52,7 @@ struct xvs_dest {
 	__u8 tun_type;	   /* TUN: enum xvs_tun_type */
 	__u8 tun_flags;	   /* TUN: enum xvs_tun_flags */
 	__be16 tun_port;   /* TUN gue: the UDP destination port */
+	__u32 list_order;  /* the control plane's: higher is nearer the list head (newest first) */
 };
 
 /* dest_conns[index]: the connection counts of a real server, as IPVS keeps them, shared by all
@@ -125,7 +126,7 @@ struct xvs_template {
 	__u32 dest_gen;
 	__u32 timeout;	  /* seconds: the persistence timeout, XVS_TEMPLATE_REARM once it waited */
 	__u32 counted;	  /* enum xvs_counted: PERSIST until it ends */
-	__u32 pad;
+	__u32 state;	  /* enum xvs_tpl_state */
 };
 
 /* svc_sched[svc id]: where a service's scheduler stands and where its slots are. Replaced whole

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* The sweeper, run by the control plane (BPF_PROG_TEST_RUN on a frame that carries struct
- * xvs_sweep): it ends every connection whose time is up or whose real server was removed, drops
- * reply entries left without their connection, and stamps the template of every connection that
- * lives on; then it ends or re-arms the persistence templates whose time is up, as the kernel's
+ * xvs_sweep): it ends every connection whose time is up or whose real server is gone (freed from
+ * the trash, or in it with expire_nodest_conn: xvs_trash.h), drops reply entries left without
+ * their connection, and stamps the template of every connection that lives on; then it ends or re-arms the persistence templates whose time is up, as the kernel's
  * connection timers would have (re-armed when stamped by this sweep). Connections go first, so
  * that a template whose last connection ends in the same sweep ends too. Ending goes through the
  * same exactly-once uncounting as the packet path, so the two may race freely. */
@@ -11,9 +11,11 @@
 
 #include "xvs_conn.h"
 #include "xvs_persist.h"
+#include "xvs_trash.h"
 
 struct sweep_ctx {
 	__u64 now;
+	__u32 cfg_flags;
 	struct xvs_sweep out;
 };
 
@@ -36,15 +38,15 @@ static long sweep_conn(void *map, const struct xvs_conn_key *key, struct xvs_con
 			s->out.replies_ended++;
 		return 0;
 	}
-	if (conn_expired(c, s->now) || !dest_get(c->dest, c->dest_gen)) {
+	if (conn_expired(c, s->now) || dest_lost(c->dest, c->dest_gen, s->cfg_flags)) {
 		if (conn_end(&k, c))
 			s->out.conns_ended++;
 		return 0;
 	}
 	if (c->flags & XVS_CONN_F_CONTROLLED) {
-		struct xvs_template *t = bpf_map_lookup_elem(&templates, &c->ctl);
+		struct xvs_template *t = template_of(c);
 
-		if (t && t->id == c->tpl_id)
+		if (t)
 			t->referenced = s->now;
 	}
 	return 0;
@@ -56,9 +58,11 @@ static long sweep_template(void *map, const struct xvs_tpl_key *key, struct xvs_
 	struct sweep_ctx *s = ctx;
 	struct xvs_tpl_key k = *key;
 
-	if (dest_get(t->dest, t->dest_gen) && !template_expired(t, s->now))
+	int lost = dest_lost(t->dest, t->dest_gen, s->cfg_flags) && t->referenced != s->now;
+
+	if (!lost && !template_expired(t, s->now))
 		return 0;
-	if (dest_get(t->dest, t->dest_gen) && t->referenced == s->now) {
+	if (!lost && t->referenced == s->now) {
 		template_rearm(t, s->now);
 		s->out.templates_rearmed++;
 		return 0;
@@ -83,6 +87,7 @@ int xvs_sweep(struct xdp_md *ctx)
 	if (!cfg)
 		return XDP_ABORTED;
 	s.now = xvs_now(cfg);
+	s.cfg_flags = cfg->flags;
 	bpf_for_each_map_elem(&conns, sweep_conn, &s, 0);
 	bpf_for_each_map_elem(&templates, sweep_template, &s, 0);
 	*out = s.out;

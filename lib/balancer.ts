@@ -17,6 +17,7 @@ import { lblcTick, lblcTimer, type LblcTimer } from './sched/lblc.js';
 import { steppedCursor, steppedPosition } from './sched/wrr.js';
 import { SCHEDULERS, type SchedChange, type SchedDest, type SchedPosition, type SchedTable } from './sched/index.js';
 import * as store from './store.js';
+import { DestTrash, type Trashed } from './trash.js';
 import { tunnelSourceValue, type TunnelSource } from './tunnel.js';
 import { checkTunnel, storedTunnel, TUN_TYPE_ENUM, tunnelFlags, type TunnelSettings } from './tuntype.js';
 
@@ -121,7 +122,22 @@ export interface BalancerOptions extends DataplaneOptions {
 export interface ExpireResult extends SweepResult {
   /** lblc/lblcr cache entries dropped by their expiry timers. */
   localityEnded: number;
+  /** Real servers freed from the destination trash (nothing referred to them for 120 to 180 s). */
+  trashFreed: number;
 }
+
+/** The kernel's sysctls (net.ipv4.vs.*) that xvs has, 0 or 1. */
+export interface Sysctls {
+  /** Connections of a deleted real server end at once instead of living on to their expiry. */
+  expire_nodest_conn: number;
+  /** A persistence template of a real server with weight 0 is void, as one of a deleted server. */
+  expire_quiescent_template: number;
+}
+
+const SYSCTL_FLAGS: Record<keyof Sysctls, string> = {
+  expire_nodest_conn: 'XVS_CFG_F_EXPIRE_NODEST_CONN',
+  expire_quiescent_template: 'XVS_CFG_F_EXPIRE_QUIESCENT_TEMPLATE',
+};
 
 export interface AttachOptions {
   /** native (driver) XDP, the default, or generic (skb) XDP. */
@@ -142,6 +158,8 @@ interface DestState {
   /** Bumped when a threshold edit clears the overload flag (xvs_dest.thresh_gen). */
   threshGen: number;
   tunnel: TunnelSettings;
+  /** xvs_dest.list_order: taken from the gen counter when added or restored (newest first). */
+  listOrder: number;
 }
 
 interface ServiceSettings {
@@ -216,6 +234,7 @@ export class Balancer {
   private version = 0;
   private inTransaction = false;
   private tunnel: TunnelSource = {};
+  private readonly trash: DestTrash<DestState>;
 
   private constructor(opts: BalancerOptions) {
     const tunnelValues = checkTunnelSource(opts.tunnelSource ?? {});
@@ -227,6 +246,7 @@ export class Balancer {
     this.slotCount = Math.min(opts.maxSchedulerSlots ?? Infinity, this.dp.map('sched_slots').maxEntries);
     this.slots = new RangeAllocator(this.slotCount);
     this.marks = new MarkClassifier(this.dp);
+    this.trash = new DestTrash(this.dp);
     this.writeTunnelSource(opts.tunnelSource ?? {}, tunnelValues);
     if (opts.sweepIntervalMs) {
       // A failed sweep is reported, not thrown from a timer: the next one may well succeed.
@@ -368,10 +388,21 @@ export class Balancer {
   }
 
   deleteService(key: ServiceKey): void {
-    const svc = this.service(key, errors.noService);
+    this.removeService(this.service(key, errors.noService));
+    this.expireNodestConns();
+  }
+
+  /** Deletes every service (ipvsadm -C). */
+  clear(): void {
+    for (const svc of [...this.services.values()]) this.removeService(svc);
+    this.expireNodestConns();
+  }
+
+  private removeService(svc: ServiceState): void {
     this.dp.map('services').delete(this.svcKeyBytes(svc.key));
     if (!('fwmark' in svc.key)) this.vipRef(svc.key.address, -1);
-    for (const d of svc.dests) this.retireDest(svc, d);
+    this.trash.orphan(this.svcKeyBytes(svc.key));
+    for (const d of svc.dests) this.trashDest(svc, d, true);
     this.dp.map('svc_sched').delete(u32(svc.id));
     this.dp.map('ctl_sched').delete(u32(svc.id));
     this.dropLocality(svc);
@@ -381,11 +412,6 @@ export class Balancer {
     this.services.delete(this.serviceKeyString(svc.key));
     this.updatePortZeroFlag();
     this.updateRealServerFlags();
-  }
-
-  /** Deletes every service (ipvsadm -C). */
-  clear(): void {
-    for (const svc of [...this.services.values()]) this.deleteService(svc.key);
   }
 
   addRealServer(key: ServiceKey, real: RealServerKey, opts: RealServerOptions = {}): void {
@@ -399,11 +425,13 @@ export class Balancer {
     if (this.findDest(svc, real.address, port)) throw errors.destExists();
     if (svc.dests.length >= MAX_SVC_DESTS) throw errors.full('Memory allocation problem: too many real servers for one service');
     if (familyOf(real.address) === 'inet6') this.checkForwardingEverywhere('inet6');
+    const trashed = this.trash.take(this.svcKeyBytes(svc.key), real.address, port);
+    if (trashed) return this.restoreDest(svc, trashed, { method, weight, upperThreshold, lowerThreshold, tunnel });
     const index = this.destIndexes.take();
     if (index === undefined) throw errors.full('Memory allocation problem: too many real servers');
     const d: DestState = {
       index, gen: ++this.destGen, address: canonical(real.address), port, method, weight, lastWeight: weight,
-      upperThreshold, lowerThreshold, threshGen: 0, tunnel,
+      upperThreshold, lowerThreshold, threshGen: 0, tunnel, listOrder: this.destGen,
     };
     svc.dests.unshift(d);
     try {
@@ -413,7 +441,7 @@ export class Balancer {
       this.dp.map('dest_conns').update(u32(index), Buffer.alloc(L.destConns.size));
       this.writeDest(svc, d);
       this.rebuild(svc, { kind: 'add', index });
-      if (method === 'nat') this.natRealRef(svc, d, +1);
+      if (method === 'nat') this.natRealRef(svc.key, d, +1);
     } catch (e) {
       svc.dests.shift();
       this.dp.map('dests').update(u32(index), Buffer.alloc(L.dest.size));
@@ -448,7 +476,7 @@ export class Balancer {
       this.writeDest(svc, d);
       this.rebuild(svc, { kind: 'update', index: d.index });
       if (before.method !== method && (before.method === 'nat' || method === 'nat')) {
-        this.natRealRef(svc, d, method === 'nat' ? +1 : -1);
+        this.natRealRef(svc.key, d, method === 'nat' ? +1 : -1);
       }
     } catch (e) {
       Object.assign(d, before);
@@ -458,7 +486,10 @@ export class Balancer {
     this.updateRealServerFlags();
   }
 
-  /** Removes the real server; its connections and templates end (as with expire_nodest_conn). */
+  /**
+   * Removes the real server into the destination trash: its connections and templates live on to
+   * their expiry (their packets dropped), and adding it back brings them back (lib/trash.ts).
+   */
   deleteRealServer(key: ServiceKey, real: RealServerKey): void {
     const svc = this.service(key, errors.serviceNotDefined);
     const d = this.findDest(svc, real.address, real.port ?? this.servicePort(svc));
@@ -467,8 +498,9 @@ export class Balancer {
     const successor = svc.dests[at + 1]?.index;
     svc.dests.splice(at, 1);
     this.rebuild(svc, { kind: 'delete', index: d.index, successor });
-    this.retireDest(svc, d);
+    this.trashDest(svc, d, false);
     this.updateRealServerFlags();
+    this.expireNodestConns();
   }
 
   /** Services with their real servers, counters and connection counts; rates on request. */
@@ -510,11 +542,31 @@ export class Balancer {
     estimateAll(this.dp, objects, opts.restart);
   }
 
-  /** Connections and persistence templates (ipvsadm -c), those of removed real servers excepted. */
+  /**
+   * Connections and persistence templates (ipvsadm -c), with those of real servers in the trash
+   * (unless expire_nodest_conn ends them).
+   */
   connections(): ConnectionInfo[] {
     const dests = new Map<number, DestState>();
     for (const svc of this.services.values()) for (const d of svc.dests) dests.set(d.index, d);
+    if (!this.sysctls().expire_nodest_conn) for (const d of this.trash.dests()) dests.set(d.index, d);
     return listConnections(this.dp, (index) => dests.get(index));
+  }
+
+  /** The sysctls of kernel IPVS that xvs has (net.ipv4.vs.expire_nodest_conn, …), 0 or 1 each. */
+  sysctls(): Sysctls {
+    const value = (name: keyof Sysctls) => (this.dp.readConfigFlag(SYSCTL_FLAGS[name]) ? 1 : 0);
+    return { expire_nodest_conn: value('expire_nodest_conn'), expire_quiescent_template: value('expire_quiescent_template') };
+  }
+
+  /** Sets sysctls as `sysctl -w net.ipv4.vs.NAME=VALUE` would; those left out keep their value. */
+  setSysctls(values: Partial<Sysctls>): void {
+    const entries = Object.entries(values) as [keyof Sysctls, number][];
+    for (const [name, v] of entries) {
+      if (!SYSCTL_FLAGS[name]) throw errors.invalid(`unknown sysctl ${String(name)}`);
+      if (v !== 0 && v !== 1) throw errors.invalid(`invalid value for ${name}: ${String(v)} (0 or 1)`);
+    }
+    for (const [name, v] of entries) this.dp.writeConfigFlag(SYSCTL_FLAGS[name], v === 1);
   }
 
   /**
@@ -525,7 +577,8 @@ export class Balancer {
    */
   expireConnections(): ExpireResult {
     const swept = this.dp.sweep();
-    return { ...swept, localityEnded: this.expireLocality(Number(this.dp.now()) / 1e9) };
+    const now = this.dp.now();
+    return { ...swept, localityEnded: this.expireLocality(Number(now) / 1e9), trashFreed: this.expireTrash(now) };
   }
 
   /** The same as expireConnections(). */
@@ -814,12 +867,7 @@ export class Balancer {
     for (const s of state.services) {
       const scheduler = schedulers.get(s.value.sched);
       if (!scheduler) throw errors.invalid(`service ${s.id} pinned with an unknown scheduler (${s.value.sched})`);
-      const dests: DestState[] = s.dests.map((d) => ({
-        index: d.index, gen: d.gen, address: d.address, port: d.port, method: methods.get(d.method) ?? 'dr',
-        weight: d.weight, lastWeight: d.lastWeight || d.weight, upperThreshold: d.uThreshold,
-        lowerThreshold: d.lThreshold, threshGen: d.threshGen,
-        tunnel: storedTunnel(d.tunType, d.tunPort, d.tunFlags, (e, n) => this.dp.enumValue(e, n)),
-      }));
+      const dests = s.dests.map((d) => destState(d, methods, (e, n) => this.dp.enumValue(e, n)));
       const position: SchedPosition = s.schedCtl
         ? { last: s.schedCtl.last ? s.schedCtl.last - 1 : undefined, cw: s.schedCtl.cw }
         : EMPTY_TABLE.position;
@@ -848,6 +896,10 @@ export class Balancer {
         localityTimer: scheduler === 'lblc' || scheduler === 'lblcr' ? lblcTimer(now) : undefined,
       });
     }
+    this.trash.adopt(state.trash.map((t) => ({
+      dest: destState(t.dest, methods, (e, n) => this.dp.enumValue(e, n)), svcKey: t.record.svc, orphaned: t.record.orphaned !== 0, idleSince: t.record.idleSince,
+    })));
+    for (const t of state.trash) this.destIndexes.claim(t.dest.index);
     this.marks.reload();
   }
 
@@ -904,7 +956,7 @@ export class Balancer {
     });
   }
 
-  private writeDest(svc: ServiceState, d: DestState): void {
+  private writeDest(svc: ServiceState, d: DestState, available = true): void {
     const value = L.dest.encode({
       addr: addressBytes(d.address),
       port: d.port,
@@ -912,7 +964,7 @@ export class Balancer {
       method: this.dp.enumValue('xvs_fwd', METHOD_ENUM[d.method]),
       svc: svc.id,
       gen: d.gen,
-      flags: this.dp.enumValue('xvs_dest_flags', 'XVS_DEST_F_AVAILABLE'),
+      flags: available ? this.dp.enumValue('xvs_dest_flags', 'XVS_DEST_F_AVAILABLE') : 0,
       weight: d.weight,
       uThreshold: d.upperThreshold,
       lThreshold: d.lowerThreshold,
@@ -921,20 +973,84 @@ export class Balancer {
       tunType: this.dp.enumValue('xvs_tun_type', TUN_TYPE_ENUM[d.tunnel.tunType]),
       tunFlags: tunnelFlags(d.tunnel.tunChecksum, (n) => this.dp.enumValue('xvs_tun_flags', n)),
       tunPort: d.tunnel.tunPort,
+      listOrder: d.listOrder,
     });
     this.dp.map('dests').update(u32(d.index), value);
   }
 
-  /** Marks a removed real server unavailable (its connections end) and frees its index. */
-  private retireDest(svc: ServiceState, d: DestState): void {
-    this.dp.map('dests').update(u32(d.index), Buffer.alloc(L.dest.size));
-    if (d.method === 'nat') this.natRealRef(svc, d, -1);
-    this.neighbours.release(d.address);
-    this.destIndexes.release(d.index);
+  /**
+   * Moves a deleted real server into the destination trash: unavailable, with its slot, gen,
+   * counts, counters, NAT reply lookup and neighbour kept for the connections that live on.
+   */
+  private trashDest(svc: ServiceState, d: DestState, orphaned: boolean): void {
+    this.writeDest(svc, d, false);
+    this.trash.put(d, this.svcKeyBytes(svc.key), orphaned, this.dp.now());
   }
 
-  private natRealRef(svc: ServiceState, d: DestState, delta: 1 | -1): void {
-    const protocols: Protocol[] = 'fwmark' in svc.key ? ['tcp', 'udp', 'sctp'] : [svc.key.protocol];
+  /**
+   * ip_vs_expire_nodest_conn_flush: with expire_nodest_conn, the connections of trashed real
+   * servers (and the templates left controlling none) end at once rather than at the next sweep.
+   * Within a batch the sweeper still sees the maps as they were: they end at the next sweep.
+   */
+  private expireNodestConns(): void {
+    if (this.sysctls().expire_nodest_conn) this.dp.sweep();
+  }
+
+  /** ip_vs_add_dest finding the real server in the trash: it comes back with what it kept. */
+  private restoreDest(svc: ServiceState, t: Trashed<DestState>, o: Pick<DestState, 'method' | 'weight' | 'upperThreshold' | 'lowerThreshold' | 'tunnel'>): void {
+    const was = t.dest;
+    // __ip_vs_update_dest: a raised or removed upper threshold clears the overload flag.
+    const clearsOverload = o.upperThreshold === 0 || o.upperThreshold > was.upperThreshold;
+    const d: DestState = {
+      ...was, ...o, lastWeight: o.weight, // __ip_vs_update_dest with add: even a weight of 0
+      threshGen: clearsOverload ? (was.threshGen + 1) >>> 0 : was.threshGen, listOrder: ++this.destGen,
+    };
+    svc.dests.unshift(d);
+    try {
+      store.writeCtl(this.dp, { destGen: this.destGen });
+      // Its service was deleted: the kernel zeroes its counters as it joins the new one.
+      if (t.orphaned) this.dp.zeroStats('dest_stats', d.index);
+      this.forgetRoutes(d.index);
+      this.writeDest(svc, d);
+      this.rebuild(svc, { kind: 'add', index: d.index });
+      if ((was.method === 'nat') !== (d.method === 'nat')) this.natRealRef(svc.key, d, d.method === 'nat' ? +1 : -1);
+    } catch (e) {
+      svc.dests.shift();
+      this.writeDest(svc, was, false);
+      this.trash.put(was, t.svcKey, t.orphaned, this.dp.now());
+      throw e;
+    }
+    this.updateRealServerFlags();
+  }
+
+  /** A real server back from the trash is routed afresh: its cached next hop and tunnel source go. */
+  private forgetRoutes(index: number): void {
+    const nexthops = this.dp.map('nexthops');
+    nexthops.updatePerCpu(u32(index), Buffer.alloc(nexthops.valueSize));
+    const tunSrc = this.dp.map('tun_src_cache');
+    tunSrc.update(u32(index), Buffer.alloc(tunSrc.valueSize));
+  }
+
+  /** ip_vs_dest_trash_expire: frees the trashed real servers nothing referred to for the period. */
+  private expireTrash(now: bigint): number {
+    const freed = this.trash.expire(now);
+    for (const t of freed) {
+      this.dp.map('dests').update(u32(t.dest.index), Buffer.alloc(L.dest.size));
+      if (t.dest.method === 'nat') this.natRealRef(storedServiceKey(L.svcKey.decode(t.svcKey)), t.dest, -1);
+      this.neighbours.release(t.dest.address);
+      this.destIndexes.release(t.dest.index);
+    }
+    if (freed.length) this.updateRealServerFlags();
+    if (freed.length && this.dp.pinPath) {
+      // Other processes must forget these real servers: a change of configuration.
+      this.version = (store.readCtl(this.dp).version + 1) >>> 0;
+      store.writeCtl(this.dp, { version: this.version });
+    }
+    return freed.length;
+  }
+
+  private natRealRef(svcKey: ServiceKey, d: DestState, delta: 1 | -1): void {
+    const protocols: Protocol[] = 'fwmark' in svcKey ? ['tcp', 'udp', 'sctp'] : [svcKey.protocol];
     for (const protocol of protocols) {
       const key = L.realKey.encode({
         addr: addressBytes(d.address),
@@ -956,7 +1072,9 @@ export class Balancer {
 
   /** The dataplane's flags that depend on real servers: NAT port 0, DR/TUN replies (lib/routed.ts). */
   private updateRealServerFlags(): void {
-    const any = [...this.services.values()].some((s) => s.dests.some((d) => d.method === 'nat' && d.port === 0));
+    // Trashed real servers count: their connections' replies still go back to the clients.
+    const dests = [...this.services.values()].flatMap((s) => s.dests).concat(this.trash.dests());
+    const any = dests.some((d) => d.method === 'nat' && d.port === 0);
     this.dp.writeConfigFlag('XVS_CFG_F_NAT_PORT0', any);
     writeRoutedReplyFlags(this.dp, this.services.values());
   }
@@ -1060,6 +1178,15 @@ function storedServiceKey(k: store.StoredService['key']): ServiceKey {
   const family = k.af === afNumber('inet6') ? 'inet6' : 'inet';
   if (k.fwmark) return { fwmark: k.fwmark, family };
   return { protocol: protocolOf(k.proto), address: formatAddress(k.addr, family), port: k.port };
+}
+
+function destState(d: store.StoredDest, methods: Map<number, Method>, enumValue: (e: string, n: string) => number): DestState {
+  return {
+    index: d.index, gen: d.gen, address: d.address, port: d.port, method: methods.get(d.method) ?? 'dr',
+    weight: d.weight, lastWeight: d.lastWeight || d.weight, upperThreshold: d.uThreshold,
+    lowerThreshold: d.lThreshold, threshGen: d.threshGen, listOrder: d.listOrder,
+    tunnel: storedTunnel(d.tunType, d.tunPort, d.tunFlags, enumValue),
+  };
 }
 
 /** The textual form ipvsadm prints (RFC 5952 for IPv6). */

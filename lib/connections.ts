@@ -9,7 +9,11 @@ import * as L from './layout.js';
 export interface ConnectionInfo {
   /** 'ip' for the persistence templates of firewall-mark services (IPVS's IPPROTO_IP). */
   protocol: Protocol | 'ip';
-  /** IPVS state names ('ESTABLISHED', 'SYN_RECV', SCTP's 'C-ECHOED', ...); UDP connections show 'UDP'. */
+  /**
+   * IPVS state names ('ESTABLISHED', 'SYN_RECV', SCTP's 'C-ECHOED', ...); UDP connections show 'UDP';
+   * persistence templates 'NONE', or 'ASSURED' once they controlled an established connection or a
+   * UDP reply.
+   */
   state: string;
   /** Time left before expiry. */
   expiresMs: number;
@@ -43,6 +47,8 @@ const SCTP_NAMES: Record<string, string> = {
   COOKIE_SENT: 'C-SENT', COOKIE_REPLIED: 'C-REPLIED', COOKIE_WAIT: 'C-WAIT', COOKIE_ECHOED: 'C-ECHOED',
   SHUTDOWN_SENT: 'S-SENT', SHUTDOWN_RECEIVED: 'S-RECEIVED', SHUTDOWN_ACK_SENT: 'S-ACK-SENT',
 };
+/** The ports of an invalidated persistence template (XVS_TPL_INVALID_PORT). */
+const INVALID_TEMPLATE_PORT = 0xffff;
 
 /** The exact counts the dataplane keeps for a real server (dest_conns). */
 export function destCounts(dp: Dataplane, index: number): ConnCounts {
@@ -51,7 +57,7 @@ export function destCounts(dp: Dataplane, index: number): ConnCounts {
   return { activeConns: c.active, inactiveConns: c.inactive, persistConns: c.persist };
 }
 
-/** Connections and persistence templates (ipvsadm -c), those of removed real servers excepted. */
+/** Connections and persistence templates (ipvsadm -c) of the real servers destOf knows. */
 export function listConnections(dp: Dataplane, destOf: (index: number) => DestRef | undefined): ConnectionInfo[] {
   const now = dp.now();
   const stateNames: Record<number, Map<number, string>> = { [IPPROTO_TCP]: tcpStateNames(dp), [IPPROTO_SCTP]: sctpStateNames(dp) };
@@ -63,6 +69,7 @@ export function listConnections(dp: Dataplane, destOf: (index: number) => DestRe
   const left = (lastSeen: bigint, timeout: number) =>
     Math.max(0, Number(lastSeen + BigInt(timeout) * 1_000_000_000n - now) / 1e6);
   const familyOf = (af: number): Family => (af === AF_INET6 ? 'inet6' : 'inet');
+  const assured = dp.enumValue('xvs_tpl_state', 'XVS_CTPL_S_ASSURED');
   const out: ConnectionInfo[] = [];
   for (const [kb, vb] of dp.map('conns').entries()) {
     const k = L.connKey.decode(kb);
@@ -89,13 +96,15 @@ export function listConnections(dp: Dataplane, destOf: (index: number) => DestRe
     const family = familyOf(k.af);
     // A firewall-mark template holds the mark (network order) where the address would be.
     const virtual = k.proto ? formatAddress(k.daddr, family) : formatAddress(k.daddr, 'inet');
+    // An invalidated template (ip_vs_check_template) shows 65535 as both ports.
+    const realPort = k.dport === INVALID_TEMPLATE_PORT ? k.dport : k.dport ? d.port : 0;
     out.push({
       protocol: PROTOCOLS[k.proto] ?? 'ip',
-      state: k.proto === IPPROTO_UDP ? 'UDP' : 'NONE',
+      state: t.state & assured ? 'ASSURED' : 'NONE',
       expiresMs: left(t.lastSeen, t.timeout),
       client: { address: formatAddress(k.saddr, family), port: 0 },
       virtual: { address: virtual, port: k.dport },
-      real: { address: d.address, port: k.dport ? d.port : 0 },
+      real: { address: d.address, port: realPort },
       template: true,
     });
   }

@@ -48,13 +48,14 @@ export type SweepResult = L.Decoded<typeof L.sweep.fields>;
 
 /** Maps written before the maps that refer to them, when a batch is committed (see mapbatch.ts). */
 const COMMIT_ORDER = [
-  'svc_stats', 'dest_stats', 'rate_est', 'dest_conns', 'dests', 'nat_reals', 'sched_slots', 'lblc', 'lblcr',
+  'svc_stats', 'dest_stats', 'rate_est', 'dest_conns', 'dests', 'dest_trash', 'nat_reals', 'sched_slots', 'lblc', 'lblcr',
   'twos_draws', 'svc_sched', 'ctl_sched', 'mark_rules', 'mark_prefixes', 'services', 'ctl',
 ];
 
 const ENUM_NAMES = [
   'xvs_fwd', 'xvs_sched', 'xvs_svc_flags', 'xvs_sched_flags', 'xvs_dest_flags', 'xvs_dir', 'xvs_conn_flags',
   'xvs_counted', 'xvs_config_flags', 'xvs_conn_state', 'xvs_reason', 'xvs_sctp_state', 'xvs_tun_type', 'xvs_tun_flags',
+  'xvs_tpl_state',
 ];
 
 export type Stats = Omit<L.Decoded<typeof L.stats.fields>, never>;
@@ -187,6 +188,11 @@ export class Dataplane {
     this.writeConfig({ timeout });
   }
 
+  /** Whether a bit of config.flags is set, by its enum xvs_config_flags name. */
+  readConfigFlag(name: string): boolean {
+    return (this.readConfig().flags & this.enumValue('xvs_config_flags', name)) !== 0;
+  }
+
   /** Sets or clears (false) a bit of config.flags, by its enum xvs_config_flags name. */
   writeConfigFlag(name: string, on: boolean): void {
     const bit = this.enumValue('xvs_config_flags', name);
@@ -267,7 +273,9 @@ function createMaps(obj: BpfObject, names: string[], opts: DataplaneOptions): Re
   obj.setMaxEntries('conns', opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
   if (opts.maxTemplates) obj.setMaxEntries('templates', opts.maxTemplates);
   for (const m of ['services', 'svc_sched', 'svc_stats', 'ctl_sched']) obj.setMaxEntries(m, maxServices);
-  for (const m of ['dests', 'dest_conns', 'dest_stats', 'nat_reals', 'tun_src_cache', 'nexthops']) obj.setMaxEntries(m, maxDests);
+  for (const m of ['dests', 'dest_conns', 'dest_stats', 'nat_reals', 'tun_src_cache', 'nexthops', 'dest_trash']) {
+    obj.setMaxEntries(m, maxDests);
+  }
   obj.setMaxEntries('vips', maxServices);
   obj.setMaxEntries('rate_est', maxServices + maxDests);
   obj.load();

@@ -2,7 +2,7 @@
 // checkLayouts() compares every codec with the object's BTF, so a field moved in C fails loudly
 // at load instead of silently corrupting maps.
 
-type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'addr' | 'u32x16' | 'cstr64' | 'connKey' | 'xvs_tpl_key';
+type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'addr' | 'u32x16' | 'cstr64' | 'connKey' | 'xvs_tpl_key' | 'xvs_svc_key';
 
 interface FieldSpec<K extends FieldKind = FieldKind> {
   readonly offset: number;
@@ -11,7 +11,7 @@ interface FieldSpec<K extends FieldKind = FieldKind> {
 
 type Value<K extends FieldKind> = K extends 'u64'
   ? bigint
-  : K extends 'addr' | 'connKey' | 'xvs_tpl_key'
+  : K extends 'addr' | 'connKey' | 'xvs_tpl_key' | 'xvs_svc_key'
     ? Buffer
     : K extends 'u32x16'
       ? number[]
@@ -23,7 +23,7 @@ export type Decoded<S extends Record<string, FieldSpec>> = { [F in keyof S]: Val
 
 // A nested struct (xvs_tpl_key, connKey) travels as its encoded bytes; its own codec checks its layout.
 const SIZES: Record<FieldKind, number> = {
-  u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, addr: 16, u32x16: 64, cstr64: 64, connKey: 40, xvs_tpl_key: 36,
+  u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, addr: 16, u32x16: 64, cstr64: 64, connKey: 40, xvs_tpl_key: 36, xvs_svc_key: 24,
 };
 
 export class StructCodec<S extends Record<string, FieldSpec>> {
@@ -60,6 +60,7 @@ function write(buf: Buffer, { offset, kind }: FieldSpec, v: unknown): void {
     case 'addr': (v as Buffer).copy(buf, offset, 0, 16); break;
     case 'connKey': (v as Buffer).copy(buf, offset, 0, 40); break;
     case 'xvs_tpl_key': (v as Buffer).copy(buf, offset, 0, SIZES.xvs_tpl_key); break;
+    case 'xvs_svc_key': (v as Buffer).copy(buf, offset, 0, SIZES.xvs_svc_key); break;
     case 'u32x16': (v as number[]).forEach((n, i) => buf.writeUInt32LE(n, offset + 4 * i)); break;
     case 'cstr64': buf.write((v as string).slice(0, 63), offset, 'utf8'); break;
   }
@@ -75,6 +76,7 @@ function read(buf: Buffer, { offset, kind }: FieldSpec): unknown {
     case 'addr': return Buffer.from(buf.subarray(offset, offset + 16));
     case 'connKey': return Buffer.from(buf.subarray(offset, offset + 40));
     case 'xvs_tpl_key': return Buffer.from(buf.subarray(offset, offset + SIZES.xvs_tpl_key));
+    case 'xvs_svc_key': return Buffer.from(buf.subarray(offset, offset + SIZES.xvs_svc_key));
     case 'u32x16': return Array.from({ length: 16 }, (_, i) => buf.readUInt32LE(offset + 4 * i));
     case 'cstr64': {
       const bytes = buf.subarray(offset, offset + 64);
@@ -95,11 +97,11 @@ export const service = new StructCodec('xvs_service', 32, {
   netmask: f(16, 'u32'), schedFlags: f(20, 'u32'), fwmark: f(24, 'u32'), port: f(28, 'be16'),
 });
 
-export const dest = new StructCodec('xvs_dest', 56, {
+export const dest = new StructCodec('xvs_dest', 60, {
   addr: f(0, 'addr'), port: f(16, 'be16'), af: f(18, 'u8'), method: f(19, 'u8'), svc: f(20, 'u32'),
   gen: f(24, 'u32'), flags: f(28, 'u32'), weight: f(32, 'u32'), uThreshold: f(36, 'u32'),
   lThreshold: f(40, 'u32'), threshGen: f(44, 'u32'), lastWeight: f(48, 'u32'),
-  tunType: f(52, 'u8'), tunFlags: f(53, 'u8'), tunPort: f(54, 'be16'),
+  tunType: f(52, 'u8'), tunFlags: f(53, 'u8'), tunPort: f(54, 'be16'), listOrder: f(56, 'u32'),
 });
 
 export const destConns = new StructCodec('xvs_dest_conns', 16, {
@@ -129,7 +131,7 @@ export const conn = new StructCodec('xvs_conn', 104, {
 
 export const template = new StructCodec('xvs_template', 48, {
   lastSeen: f(0, 'u64'), id: f(8, 'u64'), referenced: f(16, 'u64'), svc: f(24, 'u32'), dest: f(28, 'u32'),
-  destGen: f(32, 'u32'), timeout: f(36, 'u32'), counted: f(40, 'u32'),
+  destGen: f(32, 'u32'), timeout: f(36, 'u32'), counted: f(40, 'u32'), state: f(44, 'u32'),
 });
 
 export const schedState = new StructCodec('xvs_sched_state', 40, {
@@ -161,9 +163,14 @@ export const markKey = new StructCodec('xvs_mark_key', 24, {
 });
 
 // Control-plane state (bpf/xvs_ctl.h): never read by the XDP program.
-export const ctl = new StructCodec('xvs_ctl', 96, {
+export const ctl = new StructCodec('xvs_ctl', 104, {
   destGen: f(0, 'u32'), version: f(4, 'u32'), daemonPid: f(8, 'u32'), destHigh: f(12, 'u32'), daemonTickNs: f(16, 'u64'),
-  netns: f(24, 'cstr64'), netnsCookie: f(88, 'u64'),
+  netns: f(24, 'cstr64'), netnsCookie: f(88, 'u64'), trashTimerNs: f(96, 'u64'),
+});
+
+/** A real server in the destination trash (bpf/xvs_trash.h). */
+export const destTrash = new StructCodec('xvs_dest_trash', 40, {
+  svc: f(0, 'xvs_svc_key'), idleSince: f(24, 'u64'), orphaned: f(32, 'u32'),
 });
 
 export const schedCtl = new StructCodec('xvs_sched_ctl', 16, { start: f(0, 'u32'), last: f(4, 'u32'), cw: f(8, 'u32') });
@@ -223,7 +230,7 @@ type AnyCodec = StructCodec<Record<string, FieldSpec>>;
 export const ALL_CODECS: AnyCodec[] = [
   svcKey, service, dest, destConns, stats, connKey, tplKey, conn, template, schedState, schedSlot,
   lblcKey, lblcEntry, lblcrEntry, realKey, markKey, markPrefix, markRule, twosDraws, sweep, config,
-  ctl, schedCtl, ctlLock, estKey, est, tunSource, tunSrcCache, fragKey, frag, vipKey,
+  ctl, schedCtl, ctlLock, estKey, est, tunSource, tunSrcCache, fragKey, frag, vipKey, destTrash,
 ];
 
 /** The codecs of xvs_decap.bpf.o. */

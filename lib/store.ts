@@ -43,6 +43,7 @@ const SHAPES: Record<string, [number, number]> = {
   ctl_sched: [4, L.schedCtl.size],
   ctl_lock: [4, L.ctlLock.size],
   rate_est: [L.estKey.size, L.est.size],
+  dest_trash: [4, L.destTrash.size],
 };
 
 // --- the pin directory -----------------------------------------------------------------------
@@ -222,6 +223,8 @@ export interface StoredDest {
   tunType: number;
   tunFlags: number;
   tunPort: number;
+  /** Higher is nearer the list head. */
+  listOrder: number;
 }
 
 export interface StoredService {
@@ -233,13 +236,20 @@ export interface StoredService {
   slots: number[];
   resume: number[];
   schedCtl: L.Decoded<typeof L.schedCtl.fields> | undefined;
-  /** Newest first: gen descending, IPVS's list order. */
+  /** IPVS's list order: newest (or latest back from the trash) first. */
   dests: StoredDest[];
+}
+
+/** A real server in the destination trash (lib/trash.ts). */
+export interface StoredTrashed {
+  dest: StoredDest;
+  record: L.Decoded<typeof L.destTrash.fields>;
 }
 
 export interface StoredState {
   ctl: Ctl;
   services: StoredService[];
+  trash: StoredTrashed[];
 }
 
 /** The configuration held in the maps, as the Balancer needs it to carry on where it was left. */
@@ -247,8 +257,14 @@ export function readState(dp: Dataplane): StoredState {
   const ctl = readCtl(dp);
   const available = dp.enumValue('xvs_dest_flags', 'XVS_DEST_F_AVAILABLE');
   const dests = new Map<number, StoredDest[]>();
+  const trashRecords = readTrash(dp);
+  const trash: StoredTrashed[] = [];
   for (const d of readDests(dp, ctl.destHigh)) {
-    if (!(d.flags & available)) continue;
+    const record = trashRecords.get(d.index);
+    if (!(d.flags & available)) {
+      if (record && d.gen) trash.push({ dest: toStoredDest(d), record });
+      continue;
+    }
     const list = dests.get(d.svc) ?? [];
     list.push(toStoredDest(d));
     dests.set(d.svc, list);
@@ -271,10 +287,17 @@ export function readState(dp: Dataplane): StoredState {
       slots: table.map((s) => s.dest),
       resume: table.map((s) => s.resume),
       schedCtl: ctlRaw ? L.schedCtl.decode(ctlRaw) : undefined,
-      dests: (dests.get(value.id) ?? []).sort((a, b) => b.gen - a.gen),
+      dests: (dests.get(value.id) ?? []).sort((a, b) => b.listOrder - a.listOrder),
     });
   }
-  return { ctl, services };
+  return { ctl, services, trash };
+}
+
+/** The destination trash as pinned: dests index → its record. */
+function readTrash(dp: Dataplane): Map<number, L.Decoded<typeof L.destTrash.fields>> {
+  const out = new Map<number, L.Decoded<typeof L.destTrash.fields>>();
+  for (const [k, v] of dp.map('dest_trash').entries()) out.set(k.readUInt32LE(0), L.destTrash.decode(v));
+  return out;
 }
 
 type DestRecord = L.Decoded<typeof L.dest.fields> & { index: number };
@@ -311,5 +334,6 @@ function toStoredDest(d: DestRecord): StoredDest {
     tunType: d.tunType,
     tunFlags: d.tunFlags,
     tunPort: d.tunPort,
+    listOrder: d.listOrder || d.gen,
   };
 }

@@ -237,7 +237,7 @@ describe('thresholds, weight 0 and removed real servers', () => {
     expect(tcp(sport, 'PA').real).toBe(R1);
   });
 
-  it('ends the connections of a removed server: dropped on their next packet, gone at the next sweep', () => {
+  it('with expire_nodest_conn, ends the connections of a removed server at once (test/trash.test.ts: without)', () => {
     lab.lb.addService(web, { scheduler: 'rr' });
     lab.lb.addRealServer(web, { address: R1 });
     lab.lb.addRealServer(web, { address: R2 });
@@ -245,8 +245,9 @@ describe('thresholds, weight 0 and removed real servers', () => {
     const b = connect();
     const onR1 = a.real === R1 ? a : b;
     lab.lb.deleteRealServer(web, { address: R1 });
-    expect(tcp(onR1.sport, 'PA').verdict).toBe('drop');
-    expect(lab.lb.reasons().drop_dest_gone).toBe(1n);
+    expect(lab.lb.connections().map((c) => c.real.address)).toEqual([R2]);
+    expect(tcp(onR1.sport, 'PA').verdict).toBe('pass'); // no connection: ip_vs_in_hook accepts it
+    expect(lab.lb.reasons().pass_no_conn).toBe(1n);
     expect(tcp(onR1.sport, 'S').real).toBe(R2); // a SYN starts over
     expect(lab.lb.connections().map((c) => c.real.address)).toEqual([R2, R2]);
     expect(counts()).toEqual({ [R2]: [1, 1, 0] });
@@ -285,7 +286,7 @@ describe('persistence', () => {
     expect(c.real).not.toBe(a.real);
     expect(lab.lb.connections().filter((x) => x.template)).toHaveLength(2);
     const t = lab.lb.connections().find((x) => x.template && x.real.address === a.real)!;
-    expect(t).toMatchObject({ client: { address: '10.2.0.0', port: 0 }, virtual: { address: VIP, port: 80 }, state: 'NONE', expiresMs: 60_000 });
+    expect(t).toMatchObject({ client: { address: '10.2.0.0', port: 0 }, virtual: { address: VIP, port: 80 }, state: 'ASSURED', expiresMs: 60_000 });
     expect(counts()[a.real!]).toEqual([2, 0, 1]);
   });
 

@@ -216,18 +216,24 @@ describe('real server changes', () => {
   afterEach(() => lab.lb.deleteService(key));
   const macOf = (frame: Buffer) => parseFrame(lab.run(frame).out).dstMac;
 
-  it('ends the connections of a removed real server: their packets are dropped and counted', () => {
-    lab.lb.addRealServer(key, { address: '10.1.0.11' });
-    lab.lb.addRealServer(key, { address: '10.1.0.12' });
-    const sp = sport++;
-    const first = macOf(tcp(sp, 25, 'S'));
-    const gone = Object.entries(NET.neighbours).find(([, m]) => m === first)![0];
-    lab.lb.deleteRealServer(key, { address: gone });
-    const { verdict } = lab.run(tcp(sp, 25, 'A', 'data'));
-    expect(verdict).toBe('drop');
-    expect(lab.lb.reasons().drop_dest_gone).toBe(1n);
-    // the client's next SYN on that port starts a new connection on a remaining server
-    expect(macOf(tcp(sp, 25, 'S'))).not.toBe(first);
+  it('keeps the connections of a removed real server in the trash: their packets are dropped and counted', () => {
+    lab.lb.setSysctls({ expire_nodest_conn: 0 });
+    try {
+      lab.lb.addRealServer(key, { address: '10.1.0.11' });
+      lab.lb.addRealServer(key, { address: '10.1.0.12' });
+      const sp = sport++;
+      const first = macOf(tcp(sp, 25, 'S'));
+      const gone = Object.entries(NET.neighbours).find(([, m]) => m === first)![0];
+      lab.lb.deleteRealServer(key, { address: gone });
+      const { verdict } = lab.run(tcp(sp, 25, 'A', 'data'));
+      expect(verdict).toBe('drop');
+      expect(lab.lb.reasons().drop_dest_gone).toBe(1n);
+      // back from the trash, the connection goes on to it
+      lab.lb.addRealServer(key, { address: gone });
+      expect(macOf(tcp(sp, 25, 'A', 'more'))).toBe(first);
+    } finally {
+      lab.lb.setSysctls({ expire_nodest_conn: 1 });
+    }
   });
 
   it('weight 0 takes no new connections but keeps its established ones', () => {

@@ -394,6 +394,21 @@ describe('--add-mark-rule, --del-mark-rule, --list-mark-rules: the marks of fire
   });
 });
 
+describe('--sysctl: the kernel IPVS sysctls xvs has', () => {
+  it('shows and sets expire_nodest_conn and expire_quiescent_template across processes; refuses others', async () => {
+    expect(await x('--sysctl', 'net.ipv4.vs.expire_quiescent_template')).toEqual(ok('net.ipv4.vs.expire_quiescent_template = 0\n'));
+    expect(await x('--sysctl', 'expire_quiescent_template=1')).toEqual(ok());
+    expect(await x('--sysctl', 'expire_quiescent_template')).toEqual(ok('net.ipv4.vs.expire_quiescent_template = 1\n'));
+    expect(await x('--sysctl', 'expire_quiescent_template=0')).toEqual(ok());
+    expect(await x('--sysctl', 'expire_quiescent_template=2')).toEqual({
+      status: 255, stdout: '', stderr: 'invalid value for expire_quiescent_template: 2 (0 or 1)\n',
+    });
+    expect((await x('--sysctl', 'conn_reuse_mode')).stderr).toMatch(/^unknown sysctl conn_reuse_mode/);
+    expect((await x('--sysctl', 'expire nodest')).status).toBe(2);
+    expect(await x('--sysctl', 'expire_quiescent_template')).toEqual(ok('net.ipv4.vs.expire_quiescent_template = 0\n'));
+  });
+});
+
 describe('scripts as keepalived users keep them, run unchanged', () => {
   it('replays an ipvsadm shell script against the xvsadm bin and lists the result', async () => {
     ensureBuilt();

@@ -28,7 +28,7 @@ export class CliExit extends Error {
 /** fail(): the message and a newline on stderr, exit status 2. */
 export const fail = (message: string) => new CliExit(2, `${message}\n`);
 
-export type ExtCmd = 'attach' | 'detach' | 'teardown' | 'addmarkrule' | 'delmarkrule' | 'listmarkrules';
+export type ExtCmd = 'attach' | 'detach' | 'teardown' | 'addmarkrule' | 'delmarkrule' | 'listmarkrules' | 'sysctl';
 
 export type Method = 'dr' | 'nat' | 'tun';
 
@@ -77,6 +77,8 @@ export interface Command {
   netns: string | undefined;
   /** --add-mark-rule / --del-mark-rule. */
   markRule: MarkRule | undefined;
+  /** --sysctl NAME[=VALUE]: net.ipv4.vs.NAME of kernel IPVS, set when a value is given. */
+  sysctl: { name: string; value: number | undefined } | undefined;
 }
 
 const TABLE: OptionDef[] = [
@@ -108,18 +110,19 @@ const TABLE: OptionDef[] = [
   ['teardown', undefined, 'none', 'teardown'], ['xdp-mode', undefined, 'required', 'xdp-mode'],
   ['netns', undefined, 'required', 'netns'], ['add-mark-rule', undefined, 'required', 'add-mark-rule'],
   ['del-mark-rule', undefined, 'required', 'del-mark-rule'], ['list-mark-rules', undefined, 'none', 'list-mark-rules'],
+  ['sysctl', undefined, 'required', 'sysctl'],
 ].map(([long, short, arg, tag]) => ({ long, short, arg, tag }) as OptionDef);
 
 const COMMAND_TAGS: Record<string, Cmd | ExtCmd> = {
   A: 'add', E: 'edit', D: 'del', a: 'adddest', e: 'editdest', d: 'deldest', C: 'flush', L: 'list', Z: 'zero',
   set: 'timeout', R: 'restore', S: 'save', 'start-daemon': 'startdaemon', 'stop-daemon': 'stopdaemon',
   attach: 'attach', detach: 'detach', teardown: 'teardown', 'add-mark-rule': 'addmarkrule',
-  'del-mark-rule': 'delmarkrule', 'list-mark-rules': 'listmarkrules',
+  'del-mark-rule': 'delmarkrule', 'list-mark-rules': 'listmarkrules', sysctl: 'sysctl',
 };
 
 const EXT_NAMES: Record<ExtCmd, string> = {
   attach: 'attach', detach: 'detach', teardown: 'teardown', addmarkrule: 'add-mark-rule',
-  delmarkrule: 'del-mark-rule', listmarkrules: 'list-mark-rules',
+  delmarkrule: 'del-mark-rule', listmarkrules: 'list-mark-rules', sysctl: 'sysctl',
 };
 
 const isExtCmd = (cmd: Cmd | ExtCmd): cmd is ExtCmd => cmd in EXT_NAMES;
@@ -160,7 +163,15 @@ function newCommand(): Command {
     xdpMode: 'native',
     netns: undefined,
     markRule: undefined,
+    sysctl: undefined,
   };
+}
+
+/** --sysctl NAME[=VALUE]: NAME with or without net.ipv4.vs., VALUE a number. */
+function parseSysctl(text: string): { name: string; value: number | undefined } {
+  const m = /^(?:net\.ipv4\.vs\.)?([a-z_]+)(?:=(\d+))?$/.exec(text);
+  if (!m) throw new CliExit(2, `illegal sysctl \`${text}' specified (NAME or NAME=VALUE)\n`);
+  return { name: m[1]!, value: m[2] === undefined ? undefined : Number(m[2]) };
 }
 
 /** inet_pton(AF_INET6): node's check without zone ids, which glibc refuses. */
@@ -572,6 +583,7 @@ export async function parseCommand(argv: readonly string[], program: string): Pr
   }
   if (cmd === 'attach' || cmd === 'detach') p.ce.ifname = first.arg!;
   if (cmd === 'addmarkrule' || cmd === 'delmarkrule') p.ce.markRule = parseMarkRule(first.arg!);
+  if (cmd === 'sysctl') p.ce.sysctl = parseSysctl(first.arg!);
   for (;;) {
     const r = popt.nextOption();
     if (r.kind === 'end') break;

@@ -25,9 +25,9 @@ export type Env = Record<string, string | undefined>;
 type Output = { stream: 'stdout' | 'stderr'; text: string | Promise<string> };
 
 /** xvs's own commands: their errors keep xvs's words, ipvs_strerror has none for them. */
-const EXTENSIONS = new Set<Command['cmd']>(['attach', 'detach', 'teardown', 'addmarkrule', 'delmarkrule', 'listmarkrules']);
+const EXTENSIONS = new Set<Command['cmd']>(['attach', 'detach', 'teardown', 'addmarkrule', 'delmarkrule', 'listmarkrules', 'sysctl']);
 
-const MUTATING = new Set<Command['cmd']>(['add', 'edit', 'del', 'flush', 'adddest', 'editdest', 'deldest', 'timeout', 'zero', 'attach', 'detach', 'addmarkrule', 'delmarkrule']);
+const MUTATING = new Set<Command['cmd']>(['add', 'edit', 'del', 'flush', 'adddest', 'editdest', 'deldest', 'timeout', 'zero', 'attach', 'detach', 'addmarkrule', 'delmarkrule', 'sysctl']);
 
 /** xvs's global options --pin-path DIR and --netns NAME (also as --opt=VALUE), allowed anywhere
  * before "--"; taken out before ipvsadm's parsing. */
@@ -165,6 +165,14 @@ class Runner {
       case 'listmarkrules':
         this.print(listMarkRules(b.markRules()));
         return 0;
+      case 'sysctl':
+        return this.op(c, () => {
+          const { name, value } = c.sysctl!;
+          const known = b.sysctls() as unknown as Record<string, number>;
+          if (!(name in known)) throw errors.invalid(`unknown sysctl ${name} (xvs has ${Object.keys(known).join(', ')})`);
+          if (value !== undefined) b.setSysctls({ [name]: value });
+          else this.print(`net.ipv4.vs.${name} = ${known[name]}\n`);
+        });
     }
   }
 

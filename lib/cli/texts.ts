@@ -122,6 +122,7 @@ export function usage(p: string): string {
     `  ${p} --teardown\n` +
     `  ${p} --add-mark-rule|--del-mark-rule prefix[,tcp|udp][,port|lo-hi]=mark\n` +
     `  ${p} --list-mark-rules\n` +
+    `  ${p} --sysctl name[=value]\n` +
     '  --attach       interface            attach the dataplane (XDP) to an interface; starts xvsd\n' +
     '  --detach       interface            detach the dataplane from an interface\n' +
     '  --teardown                          detach everywhere, stop xvsd, remove every pin\n' +
@@ -129,6 +130,8 @@ export function usage(p: string): string {
     '                                      destination ports) get the mark, for -f services\n' +
     '  --del-mark-rule rule                delete a firewall-mark rule\n' +
     '  --list-mark-rules                   list the firewall-mark rules, longest prefix first\n' +
+    '  --sysctl       name[=value]         show or set net.ipv4.vs.expire_nodest_conn or\n' +
+    '                                      expire_quiescent_template (0 or 1)\n' +
     '  --xdp-mode     native|generic       XDP attach mode (default native)\n' +
     '  --netns        name                 network namespace of the interfaces (/run/netns/name)\n' +
     '  --pin-path     directory            bpffs directory of the balancer (default /sys/fs/bpf/xvs,\n' +

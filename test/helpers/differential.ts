@@ -48,6 +48,8 @@ export class Differential {
 
   constructor(private readonly lab: PacketLab, spec: DifferentialSpec, timeouts = SHORT_TIMEOUTS) {
     const lb = lab.lb;
+    // The model ends a removed real server's connections at once (expire_nodest_conn).
+    lb.setSysctls({ expire_nodest_conn: 1 });
     lb.clear();
     lb.dataplane.setClock(BigInt(START) * 1_000_000_000n);
     lb.expire();

@@ -126,6 +126,8 @@ export class IpvsModel {
   private readonly conns = new Map<string, Conn>();
   private readonly templates = new Map<string, Template>();
   private nextId = 1;
+  /** Real servers deleted from the service: the destination trash. */
+  private readonly trash: ModelReal[] = [];
   private nextTemplateId = 1;
 
   constructor(spec: ModelServiceSpec, nowSeconds: number) {
@@ -150,6 +152,9 @@ export class IpvsModel {
   }
 
   addReal(r: { address: string; port?: number; method?: 'dr' | 'nat'; weight?: number; upper?: number; lower?: number }): ModelReal {
+    const port = r.port ?? this.service.port;
+    const trashed = this.trash.findIndex((t) => t.address === r.address && t.port === port);
+    if (trashed >= 0) return this.restoreReal(this.trash.splice(trashed, 1)[0]!, r);
     const real: ModelReal = {
       id: this.nextId++, address: r.address, port: r.port ?? this.service.port, method: r.method ?? 'dr',
       weight: r.weight ?? 1, lastWeight: r.weight ?? 1, upper: r.upper ?? 0, lower: r.lower ?? 0,
@@ -173,12 +178,35 @@ export class IpvsModel {
     this.changed({ kind: 'update', index: real.id });
   }
 
+  /**
+   * The real server goes to the destination trash; with expire_nodest_conn (which the harness
+   * sets) its connections and their templates end at once (ip_vs_expire_nodest_conn_flush).
+   */
   deleteReal(real: ModelReal): void {
+    for (const [key, c] of [...this.conns]) if (c.real === real) this.endConn(key, c);
+    for (const t of [...this.templates.values()]) {
+      if (t.real !== real) continue;
+      this.unbind(real, 'persist');
+      this.templates.delete(t.key);
+    }
     const list = this.service.reals;
     const at = list.indexOf(real);
     list.splice(at, 1);
     real.removed = true;
+    this.trash.push(real);
     this.changed({ kind: 'delete', index: real.id, successor: list[at]?.id });
+  }
+
+  /** ip_vs_trash_get_dest: the same real server comes back (schedulers' caches know it again). */
+  private restoreReal(real: ModelReal, r: { method?: 'dr' | 'nat'; weight?: number; upper?: number; lower?: number }): ModelReal {
+    const upper = r.upper ?? 0;
+    if (upper === 0 || upper > real.upper) real.overloaded = false;
+    Object.assign(real, {
+      method: r.method ?? 'dr', weight: r.weight ?? 1, lastWeight: r.weight ?? 1, upper, lower: r.lower ?? 0, removed: false,
+    });
+    this.service.reals.unshift(real);
+    this.changed({ kind: 'add', index: real.id });
+    return real;
   }
 
   counts(): Map<string, { active: number; inactive: number; persist: number }> {
@@ -204,8 +232,9 @@ export class IpvsModel {
         this.touch(c, flags);
         return { verdict: 'fwd', real: c.real };
       }
+      // With expire_nodest_conn a packet of a removed server's connection ends it and goes on
+      // as a packet without connection (ip_vs_in_hook): a SYN is scheduled, others are passed.
       this.endConn(key, c);
-      if (gone && !this.mayStart(p)) return { verdict: 'drop' };
     }
     if (!this.matches(p)) return { verdict: 'pass' };
     if (!this.mayStart(p)) return { verdict: 'pass' };

@@ -100,6 +100,9 @@ export async function packetLab(opts: PacketLabOptions = {}): Promise<PacketLab>
     await ns.route(NET.remote, { via: '10.1.0.50' });
     await ns.route(NET.remote6, { via: 'fd00:1::50' });
     const lb = Balancer.open({ netns: ns.name, maxConnections: 4096, maxTemplates: 4096, ...balancerOpts });
+    // Removing a real server or service ends its connections at once, so that each test starts
+    // afresh after lb.clear(); tests of the destination trash turn it off.
+    lb.setSysctls({ expire_nodest_conn: 1 });
     const program = lb.dataplane.program;
     const run = (frame: Buffer, ingress: 'reals' | 'clients' = 'clients') => {
       const ctx = Buffer.alloc(24);

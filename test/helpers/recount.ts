@@ -11,13 +11,12 @@ export interface Recount {
   counters: Map<number, { active: number; inactive: number; persist: number }>;
 }
 
-/** Recounts for every real server in service (dests flagged available). */
+/** Recounts for every real server in service or in the destination trash (dests with a gen). */
 export function recount(lb: Balancer): Recount {
   const dp = lb.dataplane;
-  const available = dp.enumValue('xvs_dest_flags', 'XVS_DEST_F_AVAILABLE');
   const destIndexes: number[] = [];
   for (const [k, v] of dp.map('dests').entries()) {
-    if (L.dest.decode(v).flags & available) destIndexes.push(k.readUInt32LE(0));
+    if (L.dest.decode(v).gen) destIndexes.push(k.readUInt32LE(0));
   }
   const counted = (name: string) => dp.enumValue('xvs_counted', name);
   const fromEntries = new Map(destIndexes.map((i) => [i, { active: 0, inactive: 0, persist: 0 }]));

@@ -87,14 +87,16 @@ struct xvs_pkt {
 	__u32 ip_len;		/* IP total length: what IPVS counts as bytes */
 	__u32 frag_id;		/* fragments: the datagram's identification */
 	__u8 tagged;		/* one 802.1Q tag was present */
-	__u8 tcp_flags;
+	union {
+		__u8 tcp_flags;	/* TCP */
+		__u8 sctp_chunk; /* SCTP: the chunk type that drives the state (xvs_sctp.h) */
+	};
 	__u8 frag;		/* enum xvs_frag_kind */
 	__u8 frag_proto;	/* fragments: the protocol field every fragment of the datagram shares */
 	__u16 l3_off;		/* IP header, from the frame's start */
 	__u16 l4_off;		/* TCP, UDP or ICMP header; 0 in a later fragment */
 	struct xvs_conn_key key; /* the packet's own 5-tuple (ports 0 for ICMP and later fragments) */
 	struct xvs_fwd_req fwd;
-	__u8 sctp_chunk;	/* SCTP: the chunk type that drives the state (xvs_sctp.h) */
 };
 
 /* L4 headers lie at most this far into the frame: IPv6 extension headers reaching beyond are

@@ -35,6 +35,7 @@ enum xvs_sched {
 enum xvs_svc_flags {
 	XVS_SVC_F_PERSISTENT = 1 << 0,
 	XVS_SVC_F_ONEPACKET = 1 << 1,
+	XVS_SVC_F_PE_SIP = 1 << 2, /* --pe sip: templates keyed by the SIP Call-ID (xvs_sip.h) */
 };
 
 /* ipvsadm -b: IP_VS_SVC_F_SCHED1..3. sh and mh read the first two as fallback and port. */
@@ -56,6 +57,7 @@ enum xvs_dir {
 
 enum xvs_conn_flags {
 	XVS_CONN_F_CONTROLLED = 1 << 0, /* a persistence template controls the connection */
+	XVS_CONN_F_SIP = 1 << 1,	/* ... a template of sip_templates (tpl_id names it) */
 };
 
 /* Which counter of its real server an entry is counted in. Changed only by atomic exchange, so
@@ -127,6 +129,8 @@ enum xvs_reason {
 	XVS_R_ICMP_TOO_BIG,	 /* too big for the path to the real server: ICMP frag needed / packet too big sent */
 	XVS_R_DROP_TOO_BIG,	 /* too big, and IPv4 without DF or an ICMP error itself: dropped (xvs does not fragment) */
 	XVS_R_DROP_NO_ROOM,	 /* no headroom to add a header (tunnel, ICMP): dropped */
+	XVS_R_DROP_SIP_NO_CALLID, /* --pe sip: no usable Call-ID (or not UDP): dropped, as ip_vs_sched_persist */
+	XVS_R_DROP_SIP_UNPARSED,  /* --pe sip: no decision within XVS_SIP_SCAN_MAX bytes (or a first fragment) */
 	XVS_R_COUNT,
 };
 

@@ -90,6 +90,7 @@ struct xvs_pkt {
 	__u16 l4_off;		/* TCP, UDP or ICMP header; 0 in a later fragment */
 	struct xvs_conn_key key; /* the packet's own 5-tuple (ports 0 for ICMP and later fragments) */
 	struct xvs_fwd_req fwd;
+	__u8 sip_parsed;	/* --pe sip: sip_scratch holds this packet's Call-ID search */
 };
 
 /* L4 headers lie at most this far into the frame: IPv6 extension headers reaching beyond are

@@ -60,21 +60,22 @@ static __always_inline void template_rearm(struct xvs_template *t, __u64 now)
 	t->timeout = XVS_TEMPLATE_REARM;
 }
 
-static __always_inline void template_end(const struct xvs_tpl_key *k, struct xvs_template *t)
+/* `map` is templates or sip_templates, `k` a key of it (the same for the functions below). */
+static __always_inline void template_end(void *map, const void *k, struct xvs_template *t)
 {
 	if (entry_uncount(&t->counted, t->dest, t->dest_gen))
-		bpf_map_delete_elem(&templates, k);
+		bpf_map_delete_elem(map, k);
 }
 
 /* The client's template, refreshed as a new connection uses it, or NULL. A void one ends here. */
-static __always_inline struct xvs_template *template_use(const struct xvs_tpl_key *k, __u64 now)
+static __always_inline struct xvs_template *template_use(void *map, const void *k, __u64 now)
 {
-	struct xvs_template *t = bpf_map_lookup_elem(&templates, k);
+	struct xvs_template *t = bpf_map_lookup_elem(map, k);
 
 	if (!t)
 		return NULL;
 	if (!dest_get(t->dest, t->dest_gen)) {
-		template_end(k, t);
+		template_end(map, k, t);
 		return NULL;
 	}
 	t->last_seen = now;
@@ -83,7 +84,7 @@ static __always_inline struct xvs_template *template_use(const struct xvs_tpl_ke
 
 /* A new template sending the client to `index`, counted as PersistConn; NULL if it cannot be
  * stored (another CPU's template for the same client wins). */
-static __always_inline struct xvs_template *template_new(const struct xvs_tpl_key *k,
+static __always_inline struct xvs_template *template_new(void *map, const void *k,
 							 const struct xvs_service *svc,
 							 __u32 index, const struct xvs_dest *d,
 							 __u64 now)
@@ -98,10 +99,10 @@ static __always_inline struct xvs_template *template_new(const struct xvs_tpl_ke
 		.counted = XVS_COUNTED_PERSIST,
 	};
 
-	if (bpf_map_update_elem(&templates, k, &t, BPF_NOEXIST))
-		return bpf_map_lookup_elem(&templates, k);
+	if (bpf_map_update_elem(map, k, &t, BPF_NOEXIST))
+		return bpf_map_lookup_elem(map, k);
 	dest_bind(index, d, XVS_COUNTED_PERSIST);
-	return bpf_map_lookup_elem(&templates, k);
+	return bpf_map_lookup_elem(map, k);
 }
 
 #endif

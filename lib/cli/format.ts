@@ -172,7 +172,8 @@ function serviceLine(s: ServiceInfo, name: string, af: number, opts: ListOptions
   const f = opts.format;
   const flags = schedFlagsText(s);
   if (opts.rule) {
-    return `-A ${name} -s ${s.scheduler}${persistenceText(s, af, '-p', '-M')}${s.onePacket ? ' -o' : ''}` +
+    return `-A ${name} -s ${s.scheduler}${persistenceText(s, af, '-p', '-M')}${s.pe ? ` --pe ${s.pe}` : ''}` +
+      `${s.onePacket ? ' -o' : ''}` +
       `${schedFlagBits(s.schedFlags) ? ` -b ${flags ?? ''}` : ''}\n`;
   }
   if (f.stats || f.rate) {
@@ -180,7 +181,9 @@ function serviceLine(s: ServiceInfo, name: string, af: number, opts: ListOptions
     return `${padEnd(name, 33)}${cols.map((n) => largenum(n, f.exact)).join('')}\n`;
   }
   const flagText = schedFlagBits(s.schedFlags) ? ` (${flags ?? ''})` : '';
-  return `${name} ${s.scheduler}${flagText}${persistenceText(s, af, 'persistent', 'mask')}${s.onePacket ? ' ops' : ''}\n`;
+  // ipvsadm names the engine only with persistence (the kernel uses it only then).
+  const pe = s.persistent && s.pe ? ` pe ${s.pe}` : '';
+  return `${name} ${s.scheduler}${flagText}${persistenceText(s, af, 'persistent', 'mask')}${pe}${s.onePacket ? ' ops' : ''}\n`;
 }
 
 function destLine(d: RealServerInfo, svcName: string, proto: number, opts: ListOptions, namer: Namer): string {

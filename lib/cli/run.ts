@@ -67,6 +67,7 @@ function serviceOptions(c: Command): ServiceOptions {
     netmask: c.svc.netmask,
     onePacket: c.svc.onePacket,
     schedFlags: c.svc.schedFlags,
+    pe: c.svc.pe,
   };
 }
 
@@ -184,7 +185,6 @@ class Runner {
   private op(c: Command, fn: () => void): number {
     try {
       if (c.svc.protocol === IPPROTO_SCTP) throw errors.unsupported('SCTP services (--sctp-service) are not supported');
-      if (c.svc.pe) throw errors.unsupported('persistence engines (--pe) are not supported');
       fn();
       return 0;
     } catch (e) {

@@ -213,6 +213,7 @@ static __always_inline void sip_ws_done(struct sip_search *s)
 	if (s->pos >= s->len)
 		return sip_limit(s);
 	s->after_colon = 1;
+	s->state = SIP_WS;
 }
 
 static __always_inline void sip_ws(struct sip_search *s)

@@ -74,6 +74,8 @@ function reason(name: string): bigint {
 
 beforeAll(async () => {
   lab = await packetLab({ maxConnections: 256 });
+  // Room for datagrams beyond the search window (the FIB checks the egress MTU).
+  for (const dev of ['reals', 'clients']) await lab.ns.ip(['link', 'set', dev, 'mtu', '9000']);
 });
 
 afterAll(async () => {
@@ -100,10 +102,12 @@ describe('the Call-ID search, as Linux 6.1 answered', () => {
       lab.lb.clear();
       lab.lb.expire();
       service({ onePacket: true }, sip, [R1]);
+      const before = reason('drop_sip_no_callid');
       const verdict = send(Buffer.from(c.payload, 'hex'));
+      const dropped = reason('drop_sip_no_callid') - before === 1n && verdict === 'drop';
       const got = sipTemplates().map((t) => Buffer.from(t.pe!.data, 'latin1').toString('hex'));
       const want = c.callid === null ? [] : [c.callid];
-      if (JSON.stringify(got) !== JSON.stringify(want) || (verdict === 'drop') !== (c.callid === null)) {
+      if (JSON.stringify(got) !== JSON.stringify(want) || dropped !== (c.callid === null)) {
         differences.push(`${c.name}: kernel ${c.callid ?? 'drop'}, xvs ${got[0] ?? verdict}`);
       }
     }
@@ -225,16 +229,17 @@ describe('datagrams the engine cannot place', () => {
     expect(send(`${head}Call-ID: early\r\n${pad(2500)}\r\n`)).not.toBe('drop');
   });
 
-  it('survives random payloads: every datagram is placed by a found Call-ID or dropped and counted', () => {
+  it('survives mutated payloads: every datagram is placed by a found Call-ID or dropped and counted', () => {
     service({ onePacket: true }, sip, [R1]);
     let seed = 12345;
     const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
-    const alphabet = Buffer.from('\r\n \t:@iI-Call-IDcall-idx!,;\u00c0');
+    const alphabet = Buffer.from('\r\n \t:@iI-x!,;\xc0\x00');
     let placed = 0;
     for (let i = 0; i < 300; i++) {
-      const len = Math.floor(rand() * 120);
-      const bytes = Buffer.alloc(len);
-      for (let j = 0; j < len; j++) bytes[j] = rand() < 0.8 ? alphabet[Math.floor(rand() * alphabet.length)]! : Math.floor(rand() * 256);
+      const bytes = Buffer.from(KERNEL[i % KERNEL.length]!.payload, 'hex');
+      for (let j = 0; j < 4 && bytes.length; j++) {
+        bytes[Math.floor(rand() * bytes.length)] = rand() < 0.7 ? alphabet[Math.floor(rand() * alphabet.length)]! : Math.floor(rand() * 256);
+      }
       const r = send(bytes);
       if (r !== 'drop') placed++;
       expect([R1, 'drop']).toContain(r);

@@ -32,18 +32,22 @@
 #define XVS_SIP_DROP (-5)  /* sip_pick: drop the datagram (counted) */
 #define XVS_SIP_NEW (-6)   /* sip_pick: the call has no template yet: schedule, then sip_template_new */
 
+/* Not preallocated: the keys are large and most balancers have no sip service. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, XVS_MAX_TEMPLATES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct xvs_sip_key);
 	__type(value, struct xvs_template);
 } sip_templates SEC(".maps");
 
-/* Template id → the sweep that last found a live connection it controls (the key of a sip
- * template is too large to keep in every connection). LRU: entries of ended templates age out. */
+/* Template id → the sweep that found a live connection it controls (the key of a sip template is
+ * too large to keep in every connection). Written by the sweep's walk of the connections, read by
+ * its walk of sip_templates, emptied of older stamps at its end: it holds one sweep's stamps. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, XVS_MAX_TEMPLATES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, __u64);
 } sip_refs SEC(".maps");
@@ -428,11 +432,7 @@ static __noinline int sip_template_new(const struct xvs_service *svc, __u32 di, 
 
 	if (!sc || !d)
 		return 0;
-	struct xvs_template *t = template_new(&sip_templates, &sc->key, svc, di, d, now);
-	if (!t)
-		return 0;
-	bpf_map_update_elem(&sip_refs, &t->id, &t->referenced, BPF_ANY);
-	return 1;
+	return template_new(&sip_templates, &sc->key, svc, di, d, now) != NULL;
 }
 
 /* The template controlling a new connection of a sip service, or NULL. */
@@ -446,10 +446,17 @@ static __always_inline struct xvs_template *sip_template(const struct xvs_pkt *p
 /* The sweeper found a live connection controlled by the sip template `id`. */
 static __always_inline void sip_stamp(__u64 id, __u64 now)
 {
-	__u64 *ref = bpf_map_lookup_elem(&sip_refs, &id);
+	bpf_map_update_elem(&sip_refs, &id, &now, BPF_ANY);
+}
 
-	if (ref)
-		*ref = now;
+/* The end of a sweep: stamps of earlier sweeps go. */
+static long sip_unstamp(void *map, const __u64 *id, __u64 *stamp, void *ctx)
+{
+	__u64 *now = ctx;
+
+	if (*stamp != *now)
+		bpf_map_delete_elem(&sip_refs, id);
+	return 0;
 }
 
 #endif

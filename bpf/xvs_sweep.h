@@ -106,6 +106,7 @@ int xvs_sweep(struct xdp_md *ctx)
 	bpf_for_each_map_elem(&conns, sweep_conn, &s, 0);
 	bpf_for_each_map_elem(&templates, sweep_template, &s, 0);
 	bpf_for_each_map_elem(&sip_templates, sweep_sip_template, &s, 0);
+	bpf_for_each_map_elem(&sip_refs, sip_unstamp, &s.now, 0);
 	*out = s.out;
 	return XDP_PASS;
 }

@@ -250,8 +250,11 @@ export async function formatConnections(conns: readonly ConnectionInfo[], format
     const seconds = Math.floor(Math.max(0, c.expiresMs) / 1000);
     const expire = `${String(Math.floor(seconds / 60)).padStart(2, '0')}:${String(seconds % 60).padStart(2, '0')}`;
     const name = (e: { address: string; port: number }) => namer.addrPort(e.address, e.port, proto);
-    return `${padEnd(PROTO_NAME[proto] ?? 'IP', 3)} ${padEnd(expire, 6)} ${padEnd(c.state, 11)} ${padEnd(name(c.client), 18)} ` +
-      `${padEnd(name(c.virtual), 18)} ${name(c.real)}\n`;
+    const row = `${padEnd(PROTO_NAME[proto] ?? 'IP', 3)} ${padEnd(expire, 6)} ${padEnd(c.state, 11)} ${padEnd(name(c.client), 18)} ` +
+      `${padEnd(name(c.virtual), 18)}`;
+    // ipvsadm prints the pe columns only for entries of an engine, and only under --persistent-conn.
+    if (format.persistentConn && c.pe) return `${row} ${padEnd(name(c.real), 16)} ${padEnd(c.pe.name, 18)} ${c.pe.data}\n`;
+    return `${row} ${name(c.real)}\n`;
   });
   return CONN_HEADER + header + rows.join('');
 }

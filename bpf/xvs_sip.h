@@ -19,7 +19,10 @@
  * Bounds: the search reads at most XVS_SIP_SCAN_MAX bytes of payload (copied to a per-CPU buffer)
  * in at most XVS_SIP_STEPS steps of one bpf_loop. A decision that would need a byte beyond the
  * window (a Call-ID deeper than 2048 bytes, or in a later fragment of a first fragment) drops the
- * datagram as XVS_R_DROP_SIP_UNPARSED instead of guessing. */
+ * datagram as XVS_R_DROP_SIP_UNPARSED instead of guessing; so does a search that ran out of steps
+ * (rescans after wordless values revisit bytes; 3 steps per byte is more than any payload needs).
+ * Templates keep the Call-ID's bytes whole (a 296-byte key) rather than a hash: a hash would be
+ * smaller and faster to compare, but two calls could then share a template. */
 #ifndef XVS_SIP_H
 #define XVS_SIP_H
 

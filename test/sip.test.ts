@@ -1,7 +1,8 @@
 // The sip persistence engine (--pe sip) frame by frame through BPF_PROG_TEST_RUN, with the
 // dataplane's clock frozen: the Call-ID search against what Linux 6.1's ip_vs_pe_sip answered for
 // the same 70 payloads (test/fixtures/sip-callid-linux61.json, recorded in a user-mode Linux
-// guest), templates per call and per client, drops, bounds, listing and expiry.
+// guest by scripts/uml-sip/record.sh), templates per call and per client, drops, bounds, listing
+// and expiry.
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ServiceKey, ServiceOptions } from '../lib/balancer.js';

@@ -26,6 +26,7 @@
 #include "xvs_icmp_conn.h"
 #include "xvs_mark.h"
 #include "xvs_trash.h"
+#include "xvs_sip.h"
 #include "xvs_sweep.h"
 #include "xvs_routed.h"
 
@@ -78,7 +79,7 @@ static __noinline __s64 persist_find(const struct xvs_pkt *p, const struct xvs_s
 	struct xvs_config *cfg = bpf_map_lookup_elem(&config, &zero);
 
 	tpl_key_of(k, p, svc);
-	struct xvs_template *t = template_use(k, now, cfg ? cfg->flags : 0);
+	struct xvs_template *t = template_use(&templates, k, now, cfg ? cfg->flags : 0);
 	if (!t)
 		return -1; /* not `t ? t->dest : -1`: that is unsigned, never negative */
 	return t->dest;
@@ -91,7 +92,7 @@ static __noinline int persist_new(const struct xvs_tpl_key *k, const struct xvs_
 {
 	struct xvs_dest *d = bpf_map_lookup_elem(&dests, &di);
 
-	return d && template_new(k, svc, di, d, now);
+	return d && template_new(&templates, k, svc, di, d, now);
 }
 
 /* A packet that may start a connection of `svc`, scheduled to `di`: store and count the
@@ -128,9 +129,9 @@ static __noinline int conn_start(struct xvs_pkt *p, const struct xvs_service *sv
 	c->counted = XVS_COUNTED_INACTIVE;
 	c->rport = rport;
 	if (svc->flags & XVS_SVC_F_PERSISTENT)
-		tpl = bpf_map_lookup_elem(&templates, &n->tpl);
+		tpl = svc->flags & XVS_SVC_F_PE_SIP ? sip_template(p) : bpf_map_lookup_elem(&templates, &n->tpl);
 	if (tpl) {
-		c->flags = XVS_CONN_F_CONTROLLED;
+		c->flags = XVS_CONN_F_CONTROLLED | (svc->flags & XVS_SVC_F_PE_SIP ? XVS_CONN_F_SIP : 0);
 		c->tpl_id = tpl->id;
 		c->ctl = n->tpl;
 	}
@@ -159,6 +160,17 @@ static __always_inline int conn_new(struct xvs_pkt *p, const struct xvs_service 
 		return pass(XVS_R_PASS_NO_DEST);
 	if (!(svc->flags & XVS_SVC_F_PERSISTENT)) {
 		pick = schedule(p, svc, now);
+	} else if (svc->flags & XVS_SVC_F_PE_SIP) {
+		pick = sip_pick(p, svc, now);
+		if (pick == XVS_SIP_PARSE)
+			return XVS_SIP_PARSE;
+		if (pick == XVS_SIP_DROP)
+			return XDP_DROP;
+		if (pick == XVS_SIP_NEW) {
+			pick = schedule(p, svc, now);
+			if (pick >= 0 && !sip_template_new(svc, pick, now))
+				pick = -1;
+		}
 	} else {
 		/* ip_vs_sched_persist, with the scheduler called from here: one call level less. */
 		pick = persist_find(p, svc, now, &n->tpl);
@@ -262,6 +274,12 @@ int xvs_xdp(struct xdp_md *ctx)
 	int verdict = is_icmp(&p) && p.frag != XVS_FRAG_LATER ? xvs_icmp(ctx, &p) : xvs_decide(&p);
 	if (verdict == XVS_ROUTED_REPLY)
 		verdict = xvs_routed_reply(ctx, &p);
+	if (verdict == XVS_SIP_PARSE) {
+		/* A new datagram of a sip service: its Call-ID decides (xvs_sip.h). */
+		sip_search(ctx, &p);
+		p.sip_parsed = 1;
+		verdict = xvs_decide(&p);
+	}
 	if (verdict == XVS_FORWARD)
 		verdict = xvs_forward(ctx, &p);
 	return verdict == XVS_TOO_BIG ? xvs_icmp_too_big(ctx, &p) : verdict;

@@ -48,6 +48,7 @@ enum xvs_sched {
 enum xvs_svc_flags {
 	XVS_SVC_F_PERSISTENT = 1 << 0,
 	XVS_SVC_F_ONEPACKET = 1 << 1,
+	XVS_SVC_F_PE_SIP = 1 << 2, /* --pe sip: templates keyed by the SIP Call-ID (xvs_sip.h) */
 };
 
 /* ipvsadm -b: IP_VS_SVC_F_SCHED1..3. sh and mh read the first two as fallback and port. */
@@ -73,6 +74,7 @@ enum xvs_conn_flags {
 	XVS_CONN_F_OUTPUT = 1 << 2,	/* DR/TUN: a reply crossed the balancer (IPVS clears
 					 * IP_VS_CONN_F_NOOUTPUT): INPUT/OUTPUT tables from now on */
 	XVS_CONN_F_ASSURED = 1 << 1,	/* it made its template ASSURED (no need to look again) */
+	XVS_CONN_F_SIP = 1 << 3,	/* ... a template of sip_templates (tpl_id names it) */
 };
 
 /* xvs_template.state: IPVS's IP_VS_CTPL_S_*. */
@@ -157,6 +159,8 @@ enum xvs_reason {
 	XVS_R_DROP_NO_ROOM,	 /* no headroom to add a header (tunnel, ICMP): dropped */
 	XVS_R_PASS_ROUTED,	 /* DR/TUN reply left to the kernel's forwarding (TTL exhausted, no route, too big) */
 	XVS_R_DROP_TUN_SUM,	 /* GUE/GRE checksum over a fragment or checksum-less UDP longer than XVS_SUM_MAX: dropped */
+	XVS_R_DROP_SIP_NO_CALLID, /* --pe sip: no usable Call-ID (or not UDP): dropped, as ip_vs_sched_persist */
+	XVS_R_DROP_SIP_UNPARSED,  /* --pe sip: no decision within XVS_SIP_SCAN_MAX bytes (or a first fragment) */
 	XVS_R_COUNT,
 };
 

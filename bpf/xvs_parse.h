@@ -86,7 +86,8 @@ struct xvs_pkt {
 	void *data_end;
 	__u32 ip_len;		/* IP total length: what IPVS counts as bytes */
 	__u32 frag_id;		/* fragments: the datagram's identification */
-	__u8 tagged;		/* one 802.1Q tag was present */
+	__u8 tagged : 1;	/* one 802.1Q tag was present */
+	__u8 sip_parsed : 1;	/* --pe sip: sip_scratch holds this packet's Call-ID search */
 	union {
 		__u8 tcp_flags;	/* TCP */
 		__u8 sctp_chunk; /* SCTP: the chunk type that drives the state (xvs_sctp.h) */

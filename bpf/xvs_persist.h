@@ -63,10 +63,11 @@ static __always_inline void template_rearm(struct xvs_template *t, __u64 now)
 	t->timeout = XVS_TEMPLATE_REARM;
 }
 
-static __always_inline void template_end(const struct xvs_tpl_key *k, struct xvs_template *t)
+/* `map` is templates or sip_templates, `k` a key of it (the same for the functions below). */
+static __always_inline void template_end(void *map, const void *k, struct xvs_template *t)
 {
 	if (entry_uncount(&t->counted, t->dest, t->dest_gen))
-		bpf_map_delete_elem(&templates, k);
+		bpf_map_delete_elem(map, k);
 }
 
 /* ip_vs_check_template: whether the template's server may still take the client's connections. */
@@ -99,7 +100,7 @@ static __noinline void template_invalidate(const struct xvs_tpl_key *k, struct x
 	tpl_key_invalid(&ik);
 	struct xvs_template *old = bpf_map_lookup_elem(&templates, &ik);
 	if (old)
-		template_end(&ik, old);
+		template_end(&templates, &ik, old);
 	if (!bpf_map_update_elem(&templates, &ik, &moved, BPF_NOEXIST))
 		return;
 	struct xvs_dest *d = dest_of(moved.dest, moved.dest_gen);
@@ -130,17 +131,20 @@ static __noinline void template_assure(struct xvs_conn *c)
 		__sync_fetch_and_or(&t->state, XVS_CTPL_S_ASSURED);
 }
 
-/* The client's template, refreshed as a new connection uses it, or NULL. A void one is
- * invalidated here. */
-static __always_inline struct xvs_template *template_use(const struct xvs_tpl_key *k, __u64 now,
+/* The client's template (`map` is templates or sip_templates, `k` a key of it), refreshed as a
+ * new connection uses it, or NULL. A void one is invalidated here (a void call's template ends). */
+static __always_inline struct xvs_template *template_use(void *map, const void *k, __u64 now,
 							 __u32 cfg_flags)
 {
-	struct xvs_template *t = bpf_map_lookup_elem(&templates, k);
+	struct xvs_template *t = bpf_map_lookup_elem(map, k);
 
 	if (!t)
 		return NULL;
 	if (!template_valid(t, cfg_flags)) {
-		template_invalidate(k, t);
+		if (map == (void *)&templates)
+			template_invalidate(k, t);
+		else
+			template_end(map, k, t);
 		return NULL;
 	}
 	t->last_seen = now;
@@ -149,7 +153,7 @@ static __always_inline struct xvs_template *template_use(const struct xvs_tpl_ke
 
 /* A new template sending the client to `index`, counted as PersistConn; NULL if it cannot be
  * stored (another CPU's template for the same client wins). */
-static __always_inline struct xvs_template *template_new(const struct xvs_tpl_key *k,
+static __always_inline struct xvs_template *template_new(void *map, const void *k,
 							 const struct xvs_service *svc,
 							 __u32 index, const struct xvs_dest *d,
 							 __u64 now)
@@ -164,10 +168,10 @@ static __always_inline struct xvs_template *template_new(const struct xvs_tpl_ke
 		.counted = XVS_COUNTED_PERSIST,
 	};
 
-	if (bpf_map_update_elem(&templates, k, &t, BPF_NOEXIST))
-		return bpf_map_lookup_elem(&templates, k);
+	if (bpf_map_update_elem(map, k, &t, BPF_NOEXIST))
+		return bpf_map_lookup_elem(map, k);
 	dest_bind(index, d, XVS_COUNTED_PERSIST);
-	return bpf_map_lookup_elem(&templates, k);
+	return bpf_map_lookup_elem(map, k);
 }
 
 #endif

@@ -301,4 +301,24 @@ struct xvs_nexthop {
 	__u8 dmac[6];
 };
 
+/* --pe sip (xvs_sip.h). A Call-ID longer than IP_VS_PEDATA_MAXLEN (255) is refused as the kernel
+ * refuses it; the bytes are kept whole, so two calls never share a template. */
+#define XVS_SIP_CALLID_MAX 256
+#define XVS_SIP_SCAN_MAX 2048 /* bytes of a datagram's payload the Call-ID search reads */
+
+/* sip_templates: ⟨the template key of xvs_tpl_key, the Call-ID⟩, what ip_vs_sip_ct_match compares. */
+struct xvs_sip_key {
+	struct xvs_tpl_key tpl;
+	__u32 len;
+	__u8 callid[XVS_SIP_CALLID_MAX]; /* len bytes, the rest zero */
+};
+
+/* sip_scratch[0] (per CPU): the payload being searched and the key it gave. */
+struct xvs_sip_scratch {
+	__u8 buf[XVS_SIP_SCAN_MAX];
+	struct xvs_sip_key key;
+	__s32 result; /* enum xvs_sip_result */
+	__u32 opaque; /* a value passed through memory, which the verifier does not follow */
+};
+
 #endif

@@ -12,6 +12,7 @@
 #include "xvs_conn.h"
 #include "xvs_persist.h"
 #include "xvs_trash.h"
+#include "xvs_sip.h"
 
 struct sweep_ctx {
 	__u64 now;
@@ -43,7 +44,9 @@ static long sweep_conn(void *map, const struct xvs_conn_key *key, struct xvs_con
 			s->out.conns_ended++;
 		return 0;
 	}
-	if (c->flags & XVS_CONN_F_CONTROLLED) {
+	if (c->flags & XVS_CONN_F_SIP) {
+		sip_stamp(c->tpl_id, s->now);
+	} else if (c->flags & XVS_CONN_F_CONTROLLED) {
 		struct xvs_template *t = template_of(c);
 
 		if (t)
@@ -52,23 +55,40 @@ static long sweep_conn(void *map, const struct xvs_conn_key *key, struct xvs_con
 	return 0;
 }
 
-static long sweep_template(void *map, const struct xvs_tpl_key *key, struct xvs_template *t,
-			   void *ctx)
+/* A template of `map` whose time came is re-armed if this sweep stamped it, else ended. */
+static __always_inline void sweep_one_template(void *map, const void *k, struct xvs_template *t,
+					       struct sweep_ctx *s)
 {
-	struct sweep_ctx *s = ctx;
-	struct xvs_tpl_key k = *key;
-
 	int lost = dest_lost(t->dest, t->dest_gen, s->cfg_flags) && t->referenced != s->now;
 
 	if (!lost && !template_expired(t, s->now))
-		return 0;
+		return;
 	if (!lost && t->referenced == s->now) {
 		template_rearm(t, s->now);
 		s->out.templates_rearmed++;
-		return 0;
+		return;
 	}
-	template_end(&k, t);
+	template_end(map, k, t);
 	s->out.templates_ended++;
+}
+
+static long sweep_template(void *map, const struct xvs_tpl_key *key, struct xvs_template *t,
+			   void *ctx)
+{
+	struct xvs_tpl_key k = *key;
+
+	sweep_one_template(&templates, &k, t, ctx);
+	return 0;
+}
+
+static long sweep_sip_template(void *map, const struct xvs_sip_key *key, struct xvs_template *t,
+			       void *ctx)
+{
+	__u64 *ref = bpf_map_lookup_elem(&sip_refs, &t->id);
+
+	if (ref)
+		t->referenced = *ref;
+	sweep_one_template(&sip_templates, key, t, ctx);
 	return 0;
 }
 
@@ -90,6 +110,8 @@ int xvs_sweep(struct xdp_md *ctx)
 	s.cfg_flags = cfg->flags;
 	bpf_for_each_map_elem(&conns, sweep_conn, &s, 0);
 	bpf_for_each_map_elem(&templates, sweep_template, &s, 0);
+	bpf_for_each_map_elem(&sip_templates, sweep_sip_template, &s, 0);
+	bpf_for_each_map_elem(&sip_refs, sip_unstamp, &s.now, 0);
 	*out = s.out;
 	return XDP_PASS;
 }

@@ -16,6 +16,7 @@ import { writeRoutedReplyFlags } from './routed.js';
 import { lblcTick, lblcTimer, type LblcTimer } from './sched/lblc.js';
 import { steppedCursor, steppedPosition } from './sched/wrr.js';
 import { SCHEDULERS, type SchedChange, type SchedDest, type SchedPosition, type SchedTable } from './sched/index.js';
+import { checkPersistenceEngine, peFlags, peOfFlags } from './sip.js';
 import * as store from './store.js';
 import { DestTrash, type Trashed } from './trash.js';
 import { tunnelSourceValue, type TunnelSource } from './tunnel.js';
@@ -59,6 +60,8 @@ export interface ServiceOptions {
   onePacket?: boolean;
   /** -b: 'sh-fallback' | 'sh-port' | 'mh-fallback' | 'mh-port'. */
   schedFlags?: string[];
+  /** --pe: 'sip' (templates by SIP Call-ID, used when persistent; lib/sip.ts); '' or absent: none. */
+  pe?: string;
 }
 
 export interface RealServerKey {
@@ -98,6 +101,8 @@ export interface ServiceInfo {
   netmask?: string;
   onePacket: boolean;
   schedFlags: string[];
+  /** The persistence engine (--pe), when one is set. */
+  pe?: string;
   stats: Stats;
   /** With list({ rates: true }): xvsd's estimates. */
   rates?: Rates;
@@ -168,6 +173,7 @@ interface ServiceSettings {
   netmask: string;
   onePacket: boolean;
   schedFlags: number;
+  pe: string;
 }
 
 interface ServiceState extends ServiceSettings {
@@ -338,7 +344,7 @@ export class Balancer {
     const family = keyFamily(key);
     const settings = this.checkServiceOptions(key, {
       scheduler: DEFAULT_SCHEDULER, persistent: 0, netmask: family === 'inet6' ? '128' : '255.255.255.255',
-      onePacket: false, schedFlags: [], ...opts,
+      onePacket: false, schedFlags: [], pe: '', ...opts,
     });
     if (this.services.has(k)) throw errors.serviceExists();
     if (family === 'inet6') this.checkForwardingEverywhere('inet6');
@@ -373,7 +379,7 @@ export class Balancer {
     const svc = this.service(key, errors.noService);
     const current = {
       scheduler: svc.scheduler, persistent: svc.persistent, netmask: svc.netmask, onePacket: svc.onePacket,
-      schedFlags: this.flagNames(svc.scheduler, svc.schedFlags),
+      schedFlags: this.flagNames(svc.scheduler, svc.schedFlags), pe: svc.pe,
     };
     const next = this.checkServiceOptions(svc.key, { ...current, ...opts });
     const before = { ...svc };
@@ -513,6 +519,7 @@ export class Balancer {
       ...(svc.persistent ? { persistent: svc.persistent, netmask: svc.netmask } : {}),
       onePacket: svc.onePacket,
       schedFlags: this.flagNames(svc.scheduler, svc.schedFlags),
+      ...(svc.pe ? { pe: svc.pe } : {}),
       stats: this.dp.readStats('svc_stats', svc.id),
       ...rates('service', svc.id),
       realServers: svc.dests.map((d) => ({
@@ -746,8 +753,10 @@ export class Balancer {
       if (owner && owner !== o.scheduler) throw errors.invalid(`incompatible scheduler flag \`${flag}'`);
       schedFlags |= bit;
     }
+    checkPersistenceEngine(o.pe ?? '');
     return {
       scheduler: o.scheduler, persistent: o.persistent, netmask: String(o.netmask), onePacket: o.onePacket, schedFlags,
+      pe: o.pe ?? '',
     };
   }
 
@@ -893,6 +902,7 @@ export class Balancer {
         netmask: family === 'inet6' ? String(v.netmask || 128) : formatAddress(u32(v.netmask), 'inet'),
         onePacket: (v.flags & onePacketFlag) !== 0,
         schedFlags: v.schedFlags,
+        pe: peOfFlags(this.dp, v.flags),
         localityTimer: scheduler === 'lblc' || scheduler === 'lblcr' ? lblcTimer(now) : undefined,
       });
     }
@@ -945,7 +955,8 @@ export class Balancer {
     const flag = (name: string) => this.dp.enumValue('xvs_svc_flags', name);
     return L.service.encode({
       id: svc.id,
-      flags: (svc.persistent ? flag('XVS_SVC_F_PERSISTENT') : 0) | (svc.onePacket ? flag('XVS_SVC_F_ONEPACKET') : 0),
+      flags: (svc.persistent ? flag('XVS_SVC_F_PERSISTENT') : 0) | (svc.onePacket ? flag('XVS_SVC_F_ONEPACKET') : 0) |
+        peFlags(this.dp, svc.pe),
       sched: this.dp.enumValue('xvs_sched', SCHEDULERS[svc.scheduler]!.enumName),
       timeout: svc.persistent,
       // IPv4: the mask as the packet holds addresses; IPv6: the prefix length (bpf/xvs_persist.h).

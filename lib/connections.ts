@@ -5,6 +5,7 @@ import { AF_INET6, formatAddress, type Family } from './address.js';
 import type { Protocol } from './balancer.js';
 import { type Dataplane, u32 } from './dataplane.js';
 import * as L from './layout.js';
+import { listSipTemplates } from './sip.js';
 
 export interface ConnectionInfo {
   /** 'ip' for the persistence templates of firewall-mark services (IPVS's IPPROTO_IP). */
@@ -23,6 +24,8 @@ export interface ConnectionInfo {
   real: { address: string; port: number };
   /** A persistence template (ipvsadm -c lists them too). */
   template?: boolean;
+  /** A template of a persistence engine: its name and data (sip: the Call-ID, Latin-1). */
+  pe?: { name: string; data: string };
 }
 
 export interface ConnCounts {
@@ -108,6 +111,7 @@ export function listConnections(dp: Dataplane, destOf: (index: number) => DestRe
       template: true,
     });
   }
+  out.push(...listSipTemplates(dp, live));
   return out;
 }
 

@@ -271,7 +271,7 @@ function createMaps(obj: BpfObject, names: string[], opts: DataplaneOptions): Re
   const maxServices = opts.maxServices ?? 65536;
   const maxDests = opts.maxDests ?? 262144;
   obj.setMaxEntries('conns', opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
-  if (opts.maxTemplates) obj.setMaxEntries('templates', opts.maxTemplates);
+  if (opts.maxTemplates) for (const m of ['templates', 'sip_templates', 'sip_refs']) obj.setMaxEntries(m, opts.maxTemplates);
   for (const m of ['services', 'svc_sched', 'svc_stats', 'ctl_sched']) obj.setMaxEntries(m, maxServices);
   for (const m of ['dests', 'dest_conns', 'dest_stats', 'nat_reals', 'tun_src_cache', 'nexthops', 'dest_trash']) {
     obj.setMaxEntries(m, maxDests);

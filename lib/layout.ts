@@ -2,7 +2,8 @@
 // checkLayouts() compares every codec with the object's BTF, so a field moved in C fails loudly
 // at load instead of silently corrupting maps.
 
-type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'addr' | 'u32x16' | 'cstr64' | 'connKey' | 'xvs_tpl_key' | 'xvs_svc_key';
+type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'addr' | 'u32x16' | 'cstr64' | 'connKey' | 'xvs_tpl_key' | 'xvs_svc_key'
+  | 'callid';
 
 interface FieldSpec<K extends FieldKind = FieldKind> {
   readonly offset: number;
@@ -11,7 +12,7 @@ interface FieldSpec<K extends FieldKind = FieldKind> {
 
 type Value<K extends FieldKind> = K extends 'u64'
   ? bigint
-  : K extends 'addr' | 'connKey' | 'xvs_tpl_key' | 'xvs_svc_key'
+  : K extends 'addr' | 'connKey' | 'xvs_tpl_key' | 'xvs_svc_key' | 'callid'
     ? Buffer
     : K extends 'u32x16'
       ? number[]
@@ -24,6 +25,7 @@ export type Decoded<S extends Record<string, FieldSpec>> = { [F in keyof S]: Val
 // A nested struct (xvs_tpl_key, connKey) travels as its encoded bytes; its own codec checks its layout.
 const SIZES: Record<FieldKind, number> = {
   u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, addr: 16, u32x16: 64, cstr64: 64, connKey: 40, xvs_tpl_key: 36, xvs_svc_key: 24,
+  callid: 256,
 };
 
 export class StructCodec<S extends Record<string, FieldSpec>> {
@@ -61,6 +63,7 @@ function write(buf: Buffer, { offset, kind }: FieldSpec, v: unknown): void {
     case 'connKey': (v as Buffer).copy(buf, offset, 0, 40); break;
     case 'xvs_tpl_key': (v as Buffer).copy(buf, offset, 0, SIZES.xvs_tpl_key); break;
     case 'xvs_svc_key': (v as Buffer).copy(buf, offset, 0, SIZES.xvs_svc_key); break;
+    case 'callid': (v as Buffer).copy(buf, offset, 0, SIZES.callid); break;
     case 'u32x16': (v as number[]).forEach((n, i) => buf.writeUInt32LE(n, offset + 4 * i)); break;
     case 'cstr64': buf.write((v as string).slice(0, 63), offset, 'utf8'); break;
   }
@@ -77,6 +80,7 @@ function read(buf: Buffer, { offset, kind }: FieldSpec): unknown {
     case 'connKey': return Buffer.from(buf.subarray(offset, offset + 40));
     case 'xvs_tpl_key': return Buffer.from(buf.subarray(offset, offset + SIZES.xvs_tpl_key));
     case 'xvs_svc_key': return Buffer.from(buf.subarray(offset, offset + SIZES.xvs_svc_key));
+    case 'callid': return Buffer.from(buf.subarray(offset, offset + SIZES.callid));
     case 'u32x16': return Array.from({ length: 16 }, (_, i) => buf.readUInt32LE(offset + 4 * i));
     case 'cstr64': {
       const bytes = buf.subarray(offset, offset + 64);
@@ -127,6 +131,11 @@ export const conn = new StructCodec('xvs_conn', 104, {
   timeout: f(28, 'u32'), vaddr: f(32, 'addr'), vport: f(48, 'be16'), state: f(50, 'u8'),
   method: f(51, 'u8'), flags: f(52, 'u32'), counted: f(56, 'u32'), rport: f(60, 'be16'),
   ctl: f(64, 'xvs_tpl_key'),
+});
+
+/** sip_templates' key (--pe sip): a template key and the Call-ID's bytes (len of the 256). */
+export const sipKey = new StructCodec('xvs_sip_key', 296, {
+  tpl: f(0, 'xvs_tpl_key'), len: f(36, 'u32'), callid: f(40, 'callid'),
 });
 
 export const template = new StructCodec('xvs_template', 48, {
@@ -231,6 +240,7 @@ export const ALL_CODECS: AnyCodec[] = [
   svcKey, service, dest, destConns, stats, connKey, tplKey, conn, template, schedState, schedSlot,
   lblcKey, lblcEntry, lblcrEntry, realKey, markKey, markPrefix, markRule, twosDraws, sweep, config,
   ctl, schedCtl, ctlLock, estKey, est, tunSource, tunSrcCache, fragKey, frag, vipKey, destTrash,
+  sipKey,
 ];
 
 /** The codecs of xvs_decap.bpf.o. */

@@ -201,6 +201,32 @@ describe('listings (ipvsadm -L -n and its variants)', () => {
     );
   });
 
+  it('prints a sip template\'s pe name and Call-ID under --persistent-conn only, as Linux 6.1 and ipvsadm do', async () => {
+    const conns: ConnectionInfo[] = [
+      {
+        protocol: 'udp', state: 'NONE', expiresMs: 596_500, client: { address: '10.1.0.2', port: 0 }, template: true,
+        virtual: { address: '10.1.0.100', port: 5060 }, real: { address: '10.2.0.11', port: 5060 }, pe: { name: 'sip', data: 'abc@h' },
+      },
+      {
+        protocol: 'udp', state: 'UDP', expiresMs: 296_500, client: { address: '10.1.0.2', port: 5060 },
+        virtual: { address: '10.1.0.100', port: 5060 }, real: { address: '10.2.0.11', port: 5060 },
+      },
+    ];
+    // Byte for byte what the guest printed (ipvsadm -Lnc [--persistent-conn] | cat -A).
+    expect(await formatConnections(conns, f({ persistentConn: true }))).toBe(
+      'IPVS connection entries\n' +
+        'pro expire state       source             virtual            destination        pe name          pe_data\n' +
+        'UDP 09:56  NONE        10.1.0.2:0         10.1.0.100:5060    10.2.0.11:5060   sip                abc@h\n' +
+        'UDP 04:56  UDP         10.1.0.2:5060      10.1.0.100:5060    10.2.0.11:5060\n',
+    );
+    expect(await formatConnections(conns, f())).toBe(
+      'IPVS connection entries\n' +
+        'pro expire state       source             virtual            destination\n' +
+        'UDP 09:56  NONE        10.1.0.2:0         10.1.0.100:5060    10.2.0.11:5060\n' +
+        'UDP 04:56  UDP         10.1.0.2:5060      10.1.0.100:5060    10.2.0.11:5060\n',
+    );
+  });
+
   it('resolves names without -n: /etc/hosts for hosts, /etc/services for ports', async () => {
     const local = [service({ protocol: 'tcp', address: '127.0.0.1', port: 80 }, { scheduler: 'rr', realServers: [real('127.0.0.1', 22)] })];
     expect(await formatServices(local, { format: f({ numeric: false }) })).toContain(

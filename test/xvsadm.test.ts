@@ -237,6 +237,13 @@ describe('mistakes: ipvsadm exit codes and messages, and nothing changes', () =>
     [['-e', '-t', `${VIP}:80`, '-r', '10.1.0.13', '-w', '3'], 255, 'No such destination\n'],
     [['-A', '-t', `${VIP}:81`, '-s', 'fastest'], 255, 'Scheduler or persistence engine not found\n'],
     [['-E', '-t', `${VIP}:80`, '-s', 'fastest'], 255, 'Scheduler or persistence engine not found\n'],
+    [['-A', '-u', `${VIP}:5060`, '-p', '60', '--pe', 'foo'], 255, 'Scheduler or persistence engine not found\n'],
+    [['-A', '-u', `${VIP}:5060`, '-p', '60', '--pe', 'SIP'], 255, 'Scheduler or persistence engine not found\n'],
+    [['-E', '-u', `${VIP}:53`, '-s', 'rr', '--pe', 'sipx'], 255, 'Scheduler or persistence engine not found\n'],
+    [['-E', '-u', `${VIP}:5060`, '-p', '--pe', 'sip'], 255, 'No such service\n'],
+    [['-A', '-t', `${VIP}:80`, '-p', '--pe', 'sip'], 255, 'Service already exists\n'],
+    [['-A', '-u', `${VIP}:5060`, '-p', '--pe', 'sip', '--pe', 'sip'], 2, "multiple 'pe' options specified\n"],
+    [['-a', '-u', `${VIP}:53`, '-r', '10.1.0.13', '--pe', 'sip'], 2, "Illegal 'pe' option with the 'add-server' command\n"],
     [['-a', '-t', `${VIP}:80`, '-r', '10.1.0.13', '-x', '0', '-y', '10'], 255, 'Numerical result out of range\n'],
     [['--set', '2600000', '0', '0'], 255, 'Invalid operation.  Possibly wrong module version, address not unicast, ...\n'],
     [['-a', '-t', `${VIP}:80`, '-r', '10.1.0.13', '-w', '2147483648'], 2, 'illegal weight specified\n'],
@@ -276,6 +283,47 @@ describe('mistakes: ipvsadm exit codes and messages, and nothing changes', () =>
     // Read back by another process from the pinned maps: thresholds too.
     expect((await x('-L', '-n', '--thresholds', '-f', '7')).stdout).toMatch(/-> 10\.1\.0\.13:0 +10 +5 /);
     for (const args of [['-D', '-t', `${VIP}:81`], ['-D', '-t', `${VIP}:82`], ['-D', '-u', `${VIP}:54`], ['-D', '-f', '7'], ['-D', '-t', `${VIP}:83`]]) {
+      expect(await x(...args)).toEqual(ok());
+    }
+    expect(await x('-S', '-n')).toEqual(before);
+  });
+
+  it('takes --pe sip as ipvsadm 1.31 and Linux 6.1 do: listed with persistence only, saved always, -E without it drops it', async () => {
+    const before = await x('-S', '-n');
+    for (const args of [
+      ['-A', '-u', `${VIP}:5060`, '-s', 'rr', '-p', '60', '--pe', 'sip'],
+      ['-A', '-u', `${VIP}:5061`, '-s', 'sh', '-b', 'sh-port,sh-fallback', '-p', '60', '-M', '255.255.0.0', '--pe', 'sip', '-o'],
+      ['-A', '-t', `${VIP}:5062`, '-s', 'rr', '--pe', 'sip'],
+      ['-A', '-u', `${VIP}:5063`, '-s', 'rr', '--pe', ''],
+      ['-A', '-u', '[fd00:100::1]:5060', '-s', 'rr', '-p', '60', '-M', '64', '--pe', 'sip'],
+    ]) {
+      expect(await x(...args), args.join(' ')).toEqual(ok());
+    }
+    const listed = (await x('-L', '-n')).stdout;
+    for (const line of [
+      'UDP  10.0.0.100:5060 rr persistent 60 pe sip\n',
+      'UDP  10.0.0.100:5061 sh (sh-fallback,sh-port) persistent 60 mask 255.255.0.0 pe sip ops\n',
+      'TCP  10.0.0.100:5062 rr\n',
+      'UDP  10.0.0.100:5063 rr\n',
+      'UDP  [fd00:100::1]:5060 rr persistent 60 mask 64 pe sip\n',
+    ]) {
+      expect(listed).toContain(line);
+    }
+    const saved = (await x('-S', '-n')).stdout;
+    for (const line of [
+      '-A -u 10.0.0.100:5060 -s rr -p 60 --pe sip\n',
+      '-A -u 10.0.0.100:5061 -s sh -p 60 -M 255.255.0.0 --pe sip -o -b sh-fallback,sh-port\n',
+      '-A -t 10.0.0.100:5062 -s rr --pe sip\n',
+      '-A -u 10.0.0.100:5063 -s rr\n',
+      '-A -u [fd00:100::1]:5060 -s rr -p 60 -M 64 --pe sip\n',
+    ]) {
+      expect(saved).toContain(line);
+    }
+    expect(await x('-E', '-u', `${VIP}:5060`, '-s', 'rr', '-p', '60')).toEqual(ok());
+    expect(await x('-E', '-t', `${VIP}:5062`, '-s', 'rr', '-p', '30', '--pe', 'sip')).toEqual(ok());
+    expect((await x('-S', '-n')).stdout).toContain('-A -u 10.0.0.100:5060 -s rr -p 60\n-A -t 10.0.0.100:5062 -s rr -p 30 --pe sip\n'.split('\n')[0]);
+    expect((await x('-L', '-n', '-t', `${VIP}:5062`)).stdout).toContain('TCP  10.0.0.100:5062 rr persistent 30 pe sip\n');
+    for (const args of [['-D', '-u', `${VIP}:5060`], ['-D', '-u', `${VIP}:5061`], ['-D', '-t', `${VIP}:5062`], ['-D', '-u', `${VIP}:5063`], ['-D', '-u', '[fd00:100::1]:5060']]) {
       expect(await x(...args)).toEqual(ok());
     }
     expect(await x('-S', '-n')).toEqual(before);

@@ -173,7 +173,8 @@ function serviceLine(s: ServiceInfo, name: string, af: number, opts: ListOptions
   const f = opts.format;
   const flags = schedFlagsText(s);
   if (opts.rule) {
-    return `-A ${name} -s ${s.scheduler}${persistenceText(s, af, '-p', '-M')}${s.onePacket ? ' -o' : ''}` +
+    return `-A ${name} -s ${s.scheduler}${persistenceText(s, af, '-p', '-M')}${s.pe ? ` --pe ${s.pe}` : ''}` +
+      `${s.onePacket ? ' -o' : ''}` +
       `${schedFlagBits(s.schedFlags) ? ` -b ${flags ?? ''}` : ''}\n`;
   }
   if (f.stats || f.rate) {
@@ -181,7 +182,9 @@ function serviceLine(s: ServiceInfo, name: string, af: number, opts: ListOptions
     return `${padEnd(name, 33)}${cols.map((n) => largenum(n, f.exact)).join('')}\n`;
   }
   const flagText = schedFlagBits(s.schedFlags) ? ` (${flags ?? ''})` : '';
-  return `${name} ${s.scheduler}${flagText}${persistenceText(s, af, 'persistent', 'mask')}${s.onePacket ? ' ops' : ''}\n`;
+  // ipvsadm names the engine only with persistence (the kernel uses it only then).
+  const pe = s.persistent && s.pe ? ` pe ${s.pe}` : '';
+  return `${name} ${s.scheduler}${flagText}${persistenceText(s, af, 'persistent', 'mask')}${pe}${s.onePacket ? ' ops' : ''}\n`;
 }
 
 function destLine(d: RealServerInfo, svcName: string, proto: number, opts: ListOptions, namer: Namer): string {
@@ -248,8 +251,11 @@ export async function formatConnections(conns: readonly ConnectionInfo[], format
     const seconds = Math.floor(Math.max(0, c.expiresMs) / 1000);
     const expire = `${String(Math.floor(seconds / 60)).padStart(2, '0')}:${String(seconds % 60).padStart(2, '0')}`;
     const name = (e: { address: string; port: number }) => namer.addrPort(e.address, e.port, proto);
-    return `${padEnd(PROTO_NAME[proto] ?? 'IP', 3)} ${padEnd(expire, 6)} ${padEnd(c.state, 11)} ${padEnd(name(c.client), 18)} ` +
-      `${padEnd(name(c.virtual), 18)} ${name(c.real)}\n`;
+    const row = `${padEnd(PROTO_NAME[proto] ?? 'IP', 3)} ${padEnd(expire, 6)} ${padEnd(c.state, 11)} ${padEnd(name(c.client), 18)} ` +
+      `${padEnd(name(c.virtual), 18)}`;
+    // ipvsadm prints the pe columns only for entries of an engine, and only under --persistent-conn.
+    if (format.persistentConn && c.pe) return `${row} ${padEnd(name(c.real), 16)} ${padEnd(c.pe.name, 18)} ${c.pe.data}\n`;
+    return `${row} ${name(c.real)}\n`;
   });
   return CONN_HEADER + header + rows.join('');
 }

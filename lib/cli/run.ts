@@ -73,6 +73,7 @@ function serviceOptions(c: Command): ServiceOptions {
     netmask: c.svc.netmask,
     onePacket: c.svc.onePacket,
     schedFlags: c.svc.schedFlags,
+    pe: c.svc.pe,
   };
 }
 
@@ -199,7 +200,6 @@ class Runner {
   /** An operation of the "kernel": its failure is printed as ipvs_strerror words it, status 255. */
   private op(c: Command, fn: () => void): number {
     try {
-      if (c.svc.pe) throw errors.unsupported('persistence engines (--pe) are not supported');
       fn();
       return 0;
     } catch (e) {

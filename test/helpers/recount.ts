@@ -32,7 +32,7 @@ export function recount(lb: Balancer): Recount {
     const c = L.conn.decode(v);
     add(c.dest, c.destGen, c.counted);
   }
-  for (const [, v] of dp.map('templates').entries()) {
+  for (const [, v] of [...dp.map('templates').entries(), ...dp.map('sip_templates').entries()]) {
     const t = L.template.decode(v);
     add(t.dest, t.destGen, t.counted);
   }

@@ -1,0 +1,99 @@
+// Compares what the kernel and xvs did, command by command and connection by connection, and
+// decides each case: it matches, differs only where deliberate.ts allows, is pending (a feature of
+// pending.ts it needs has not landed, so it must still differ), or differs.
+import { DELIBERATE } from './deliberate.js';
+import type { AdminResult, Case, Result, Step, TrafficResult } from './model.js';
+import { PENDING } from './pending.js';
+
+export type Verdict = 'match' | 'deliberate' | 'pending' | 'differ' | 'pending-matches';
+
+export interface Item {
+  /** The command line, or the traffic action, compared. */
+  what: string;
+  kernel: string;
+  xvs: string;
+  outcome: 'match' | 'deliberate' | 'differ';
+  reason?: string;
+}
+
+export interface Report {
+  name: string;
+  verdict: Verdict;
+  items: Item[];
+}
+
+/** The program name is argv[0]'s: ipvsadm prints its own, xvsadm its own. */
+function programName(text: string): string {
+  return text.replace(/(^ {2}|Try `|or '|^)xvsadm(?=[ :])/gm, '$1ipvsadm');
+}
+
+/** -Lnc: expiry times masked, rows sorted (the kernel lists its hash table's order, xvs its own). */
+function connectionListing(text: string): string {
+  const lines = text.split('\n');
+  const rows = lines.slice(2).filter(Boolean).map((l) => l.replace(/^(\S+\s+)\d\d:\d\d/, '$1--:--'));
+  return [...lines.slice(0, 2), ...rows.sort(), ''].join('\n');
+}
+
+function isConnectionListing(args: string[]): boolean {
+  return args.some((a) => a === '-c' || a === '--connection' || (/^-[a-zA-Z]*c[a-zA-Z]*$/.test(a) && a.includes('L')));
+}
+
+function show(r: Result, args: string[], xvs: boolean): string {
+  const norm = (t: string) => (xvs ? programName(t) : t);
+  const out = isConnectionListing(args) && r.status === 0 ? connectionListing(r.stdout) : r.stdout;
+  return `exit ${r.status}\n--- stdout\n${norm(out)}--- stderr\n${norm(r.stderr)}`;
+}
+
+function item(what: string, args: string[], kernel: string, xvs: string): Item {
+  if (kernel === xvs) return { what, kernel, xvs, outcome: 'match' };
+  const rule = DELIBERATE.find((d) => d.when.test(args.join(' ')));
+  return rule ? { what, kernel, xvs, outcome: 'deliberate', reason: rule.reason } : { what, kernel, xvs, outcome: 'differ' };
+}
+
+function command(args: string[], stdin: string | undefined, kernel: Result, xvs: Result): Item {
+  const what = `ipvsadm ${args.join(' ')}${stdin ? ` <<< ${JSON.stringify(stdin)}` : ''}`;
+  return item(what, args, show(kernel, args, false), show(xvs, args, true));
+}
+
+export function compareCommands(c: Case & { kind: 'command' }, kernel: Result[], xvs: Result[]): Report {
+  return verdict(c, c.lines.map((line, i) => command(line.args, line.stdin, kernel[i]!, xvs[i]!)));
+}
+
+function admins(kernel: AdminResult[], xvs: AdminResult[]): Item[] {
+  return kernel.map((k, i) => command(k.args, undefined, k, xvs[i]!));
+}
+
+function stepItems(label: string, kernel: Step, xvs: Step): Item[] {
+  if ('names' in kernel && 'names' in xvs) {
+    return [item(label, [], kernel.names.join('\n'), xvs.names.join('\n'))];
+  }
+  if ('results' in kernel && 'results' in xvs) return admins(kernel.results, xvs.results);
+  return [];
+}
+
+export function compareTraffic(c: Case & { kind: 'traffic' }, kernel: TrafficResult, xvs: TrafficResult): Report {
+  const items = admins(kernel.setup, xvs.setup);
+  c.actions.forEach((a, i) => {
+    const label = 'host' in a ? `${a.do} ${a.host}:${a.port} x${a.n}: who answered each` : a.do;
+    items.push(...stepItems(label, kernel.steps[i]!, xvs.steps[i]!));
+  });
+  return verdict(c, items);
+}
+
+function verdict(c: Case, items: Item[]): Report {
+  const differs = items.some((i) => i.outcome === 'differ');
+  const pending = c.feature !== undefined && c.feature in PENDING;
+  let v: Verdict;
+  if (pending) v = differs ? 'pending' : 'pending-matches';
+  else if (differs) v = 'differ';
+  else v = items.some((i) => i.outcome === 'deliberate') ? 'deliberate' : 'match';
+  return { name: c.name, verdict: v, items };
+}
+
+/** The differences of a report, kernel first, as a failing test shows them. */
+export function describeDifferences(r: Report): string {
+  return r.items
+    .filter((i) => i.outcome === 'differ')
+    .map((i) => `${i.what}\n=== kernel\n${i.kernel}\n=== xvs\n${i.xvs}`)
+    .join('\n\n');
+}

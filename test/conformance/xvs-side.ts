@@ -181,7 +181,7 @@ export async function runTrafficCase(lab: HostLab, c: TrafficCase): Promise<Traf
 /** Runs `lab.py traffic`, answering its xvsadm requests. */
 function driveLab(job: string, t: Table): Promise<TrafficResult[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', [LAB, 'traffic'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('python3', ['-B', LAB, 'traffic'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     let done: TrafficResult[] | undefined;
     child.stderr.on('data', (d: Buffer) => (stderr += d));

@@ -62,7 +62,7 @@ function initScript(dir: string): string {
     'export PATH=/usr/sbin:/usr/bin:/sbin:/bin',
     'mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp',
     `modprobe -a ${MODULES.join(' ')} > ${dir}/modprobe.log 2>&1`,
-    `python3 -B ${GUEST} ${dir}/job.json ${dir}/result.jsonl > ${dir}/lab.log 2>&1`,
+    `python3 ${GUEST} ${dir}/job.json ${dir}/result.jsonl > ${dir}/lab.log 2>&1`,
     'poweroff -f',
     '',
   ].join('\n');

@@ -184,6 +184,8 @@ class Runner {
   private op(c: Command, fn: () => void): number {
     try {
       if (c.svc.protocol === IPPROTO_SCTP) throw errors.unsupported('SCTP services (--sctp-service) are not supported');
+      // The kernel knows one engine, sip; for any other name it answers as for an unknown scheduler.
+      if (c.svc.pe && c.svc.pe !== 'sip') throw new XvsError('ENOENT', `persistence engine not found: ${c.svc.pe}`);
       if (c.svc.pe) throw errors.unsupported('persistence engines (--pe) are not supported');
       fn();
       return 0;

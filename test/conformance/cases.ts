@@ -30,6 +30,7 @@ export const commandCases: CommandCase[] = [
   cmd('add fwmark service ipv6', '-A -f 2 -6 -s rr', '-Ln'),
   cmd('add fwmark max', '-A -f 4294967295', '-Ln'),
   cmd('add fwmark 0', '-A -f 0', '-Ln'),
+  cmd('save fwmark above 2^31', '-A -f 2147483648', '-A -f 4294967295 -6', '-Sn', '-Ln', '-Ln -f 4294967295'),
   cmd('add ipv6 service', `${S6} -s lc`, '-Ln'),
   cmd('add service twice', S, S, '-Ln'),
   cmd('add service long options', '--add-service --tcp-service 10.0.0.1:80 --scheduler wlc', '-Ln'),
@@ -199,7 +200,7 @@ export const commandCases: CommandCase[] = [
   // ---- persistence engines, SCTP ----
   needs('pe-sip', cmd('pe sip', `${U} -p 60 --pe sip`, '-Ln', '-Sn')),
   cmd('pe unknown', `${U} -p 60 --pe foo`),
-  cmd('pe without persistence', `${U} --pe sip`, '-Ln'),
+  needs('pe-sip', cmd('pe without persistence', `${U} --pe sip`, '-Ln')),
   needs('sctp', cmd('sctp service', '-A --sctp-service 10.0.0.1:80 -s rr', '-a --sctp-service 10.0.0.1:80 -r 10.0.0.2 -m', '-Ln', '-Sn')),
   needs('sctp', cmd('sctp service ipv6', '-A --sctp-service [2001:db8::1]:80', '-Ln')),
   // ---- daemon, help, version ----

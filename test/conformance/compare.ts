@@ -44,40 +44,48 @@ function show(r: Result, args: string[], xvs: boolean): string {
   return `exit ${r.status}\n--- stdout\n${norm(out)}--- stderr\n${norm(r.stderr)}`;
 }
 
-function item(what: string, args: string[], kernel: string, xvs: string): Item {
+/** `session`: this command's arguments and those of the commands before it in its case. */
+function item(what: string, session: string[], kernel: string, xvs: string): Item {
   if (kernel === xvs) return { what, kernel, xvs, outcome: 'match' };
-  const rule = DELIBERATE.find((d) => d.when.test(args.join(' ')));
+  const rule = DELIBERATE.find((d) => session.some((args) => d.when.test(args)));
   return rule ? { what, kernel, xvs, outcome: 'deliberate', reason: rule.reason } : { what, kernel, xvs, outcome: 'differ' };
 }
 
-function command(args: string[], stdin: string | undefined, kernel: Result, xvs: Result): Item {
-  const what = `ipvsadm ${args.join(' ')}${stdin ? ` <<< ${JSON.stringify(stdin)}` : ''}`;
-  return item(what, args, show(kernel, args, false), show(xvs, args, true));
+/** Compares the commands of one case in order; a deliberate difference covers what follows from it. */
+class Session {
+  readonly items: Item[] = [];
+  private readonly history: string[] = [];
+
+  command(args: string[], stdin: string | undefined, kernel: Result, xvs: Result): void {
+    this.history.push(args.join(' '));
+    const what = `ipvsadm ${args.join(' ')}${stdin ? ` <<< ${JSON.stringify(stdin)}` : ''}`;
+    this.items.push(item(what, this.history, show(kernel, args, false), show(xvs, args, true)));
+  }
+
+  admins(kernel: AdminResult[], xvs: AdminResult[]): void {
+    kernel.forEach((k, i) => this.command(k.args, undefined, k, xvs[i]!));
+  }
+
+  step(label: string, kernel: Step, xvs: Step): void {
+    if ('names' in kernel && 'names' in xvs) this.items.push(item(label, this.history, kernel.names.join('\n'), xvs.names.join('\n')));
+    else if ('results' in kernel && 'results' in xvs) this.admins(kernel.results, xvs.results);
+  }
 }
 
 export function compareCommands(c: Case & { kind: 'command' }, kernel: Result[], xvs: Result[]): Report {
-  return verdict(c, c.lines.map((line, i) => command(line.args, line.stdin, kernel[i]!, xvs[i]!)));
-}
-
-function admins(kernel: AdminResult[], xvs: AdminResult[]): Item[] {
-  return kernel.map((k, i) => command(k.args, undefined, k, xvs[i]!));
-}
-
-function stepItems(label: string, kernel: Step, xvs: Step): Item[] {
-  if ('names' in kernel && 'names' in xvs) {
-    return [item(label, [], kernel.names.join('\n'), xvs.names.join('\n'))];
-  }
-  if ('results' in kernel && 'results' in xvs) return admins(kernel.results, xvs.results);
-  return [];
+  const s = new Session();
+  c.lines.forEach((line, i) => s.command(line.args, line.stdin, kernel[i]!, xvs[i]!));
+  return verdict(c, s.items);
 }
 
 export function compareTraffic(c: Case & { kind: 'traffic' }, kernel: TrafficResult, xvs: TrafficResult): Report {
-  const items = admins(kernel.setup, xvs.setup);
+  const s = new Session();
+  s.admins(kernel.setup, xvs.setup);
   c.actions.forEach((a, i) => {
     const label = 'host' in a ? `${a.do} ${a.host}:${a.port} x${a.n}: who answered each` : a.do;
-    items.push(...stepItems(label, kernel.steps[i]!, xvs.steps[i]!));
+    s.step(label, kernel.steps[i]!, xvs.steps[i]!);
   });
-  return verdict(c, items);
+  return verdict(c, s.items);
 }
 
 function verdict(c: Case, items: Item[]): Report {

@@ -9,5 +9,4 @@ export const PENDING: Record<string, string> = {
   trash: '-C/-D end connections at once; the kernel keeps them until they expire (and the destination trash)',
   assured: 'persistence templates are listed as NONE, never ASSURED',
   'dr-replies': 'DR/TUN replies through the balancer are not seen (no OutPkts, TCP states stop at FIN_WAIT)',
-  'netns-exec': '`ip netns exec NS xvsadm` cannot reach a per-namespace table',
 };

@@ -60,7 +60,7 @@ afterAll(() => {
   console.log(
     `conformance: ${reports.size} cases (${commandCases.length} command, ${trafficCases.length} traffic; ${commands} comparisons): ` +
       `${count('match')} matched, ${count('deliberate')} deliberate, ${count('pending')} pending, ` +
-      `${count('differ')} differing, ${count('pending-matches')} pending but matching`,
+      `${count('differ')} differing, ${count('pending-matches')} pending but matching, ${count('broken')} broken`,
   );
 });
 
@@ -70,6 +70,7 @@ function check(name: string, feature: string | undefined): void {
   if (r.verdict === 'pending-matches') {
     throw new Error(`"${name}" matches the kernel now: remove "${feature}" from pending.ts (${PENDING[feature!]})`);
   }
+  if (r.verdict === 'broken') throw new Error(`"${name}" proves nothing: ${r.broken}`);
   if (r.verdict === 'pending') return;
   expect(describeDifferences(r)).toBe('');
 }

@@ -116,6 +116,7 @@ export const commandCases: CommandCase[] = [
   cmd('real server port with DR', S, `${R} -r 10.0.0.2:8080 -g`, '-Ln'),
   cmd('real server port on fwmark', '-A -f 1', '-a -f 1 -r 10.0.0.2:8080 -m', '-Ln'),
   cmd('real server on port-0 service', '-A -t 10.0.0.1:0 -p', '-a -t 10.0.0.1:0 -r 10.0.0.2 -m', '-Ln'),
+  cmd('real server ipv6 without port', S6, `${R6} -r [2001:db8::2]`, '-Ln'),
   cmd('real server ipv6', S6, `${R6} -r [2001:db8::2]`, `${R6} -r [2001:db8::3]:8080 -m -w 4`, '-Ln'),
   cmd('real server ipv6 on ipv4 service', S, `${R} -r [2001:db8::2] -m`),
   cmd('real server ipv4 on ipv6 service', S6, `${R6} -r 10.0.0.2 -m`),
@@ -262,7 +263,7 @@ export const commandCases: CommandCase[] = [
 const VIP = '10.100.0.1';
 const VIP6 = '[fd00:100::1]';
 const reals = (svc: string, how: string, n = 3) => Array.from({ length: n }, (_, i) => `-a ${svc} -r 10.${i + 1}.0.1 ${how}`).join(';');
-const reals6 = (svc: string, how: string) => [1, 2, 3].map((i) => `-a ${svc} -r [fd00:${i}::1] ${how}`).join(';');
+const reals6 = (svc: string, how: string) => [1, 2, 3].map((i) => `-a ${svc} -r [fd00:${i}::1]:${svc.endsWith(':53') ? 53 : 80} ${how}`).join(';');
 
 export const trafficCases: TrafficCase[] = [
   traffic('nat rr', `-A -t ${VIP}:80 -s rr;${reals(`-t ${VIP}:80`, '-m')}`, `tcp ${VIP}:80 6; snap`),

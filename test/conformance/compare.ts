@@ -5,7 +5,7 @@ import { DELIBERATE } from './deliberate.js';
 import type { AdminResult, Case, Result, Step, TrafficResult } from './model.js';
 import { PENDING } from './pending.js';
 
-export type Verdict = 'match' | 'deliberate' | 'pending' | 'differ' | 'pending-matches';
+export type Verdict = 'match' | 'deliberate' | 'pending' | 'differ' | 'pending-matches' | 'broken';
 
 export interface Item {
   /** The command line, or the traffic action, compared. */
@@ -20,6 +20,8 @@ export interface Report {
   name: string;
   verdict: Verdict;
   items: Item[];
+  /** Why a case proves nothing (verdict 'broken'). */
+  broken?: string;
 }
 
 /** The program name is argv[0]'s: ipvsadm prints its own, xvsadm its own. */
@@ -85,7 +87,19 @@ export function compareTraffic(c: Case & { kind: 'traffic' }, kernel: TrafficRes
     const label = 'host' in a ? `${a.do} ${a.host}:${a.port} x${a.n}: who answered each` : a.do;
     s.step(label, kernel.steps[i]!, xvs.steps[i]!);
   });
-  return verdict(c, s.items);
+  const broken = brokenTraffic(kernel);
+  return broken ? { name: c.name, verdict: 'broken', items: s.items, broken } : verdict(c, s.items);
+}
+
+/** A traffic case whose configuration the kernel refused, or through which no client got an answer, proves nothing. */
+function brokenTraffic(kernel: TrafficResult): string | undefined {
+  const refused = kernel.setup.find((r) => r.status !== 0);
+  if (refused) return `the kernel refused the case's configuration: ipvsadm ${refused.args.join(' ')}: ${refused.stderr.trim()}`;
+  const names = kernel.steps.flatMap((s) => ('names' in s ? s.names : []));
+  if (names.length && names.every((n) => n === null || n.startsWith('error:'))) {
+    return `no client got an answer through the kernel (${names[0]}): the case or the lab is wrong`;
+  }
+  return undefined;
 }
 
 function verdict(c: Case, items: Item[]): Report {

@@ -240,6 +240,10 @@ class Admin:
 
 def drive(case, ns, admin, settle):
     """Runs one traffic case; returns what each step saw."""
+    # The director holds the VIPs (kernel IPVS takes packets on their way in to a local address),
+    # and DR replies from the VIP come back through it: without accept_local they are martians.
+    setns(ns['lb'])
+    sysctl('net.ipv4.conf.all.accept_local', 1)
     servers = Servers()
     for i in range(1, REALS + 1):
         servers.add(ns[f'r{i}'], f'r{i}', [f'10.{i}.0.1', VIP, f'fd00:{i}::1', VIP6])

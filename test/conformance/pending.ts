@@ -7,6 +7,6 @@ export const PENDING: Record<string, string> = {
   sctp: '--sctp-service is refused',
   'big-weight': 'weights above 65535 are refused',
   trash: '-C/-D end connections at once; the kernel keeps them until they expire (and the destination trash)',
-  assured: 'persistence templates are listed as NONE, never ASSURED',
+  assured: 'persistence templates are listed as NONE (TCP) or UDP, never ASSURED',
   'dr-replies': 'DR/TUN replies through the balancer are not seen (no OutPkts, TCP states stop at FIN_WAIT)',
 };

@@ -94,6 +94,16 @@ describe('listings (ipvsadm -L -n and its variants)', () => {
     expect(out).toContain('  -> 192.168.10.12:80             Route   1      3          7         \n  -> 192.168.10.11:80');
   });
 
+  it('prints marks from 2^31 up negative, as ipvsadm does (%d), in listings and in -S', async () => {
+    const svc = [service({ fwmark: 4294967295 }), service({ fwmark: 2147483648, family: 'inet6' })];
+    const listing = await formatServices(svc, { format: f() });
+    expect(listing).toContain('FWM  -1 wlc\n');
+    expect(listing).toContain('FWM  -2147483648 IPv6 wlc\n');
+    const rules = await formatServices(svc, { format: f(), rule: true });
+    expect(rules).toContain('-A -f -1 -s wlc\n');
+    expect(rules).toContain('-A -f -2147483648 -6 -s wlc\n');
+  });
+
   it('prints --stats with K/M/G/T scaling, and --exact in full', async () => {
     const svc = [SERVICES[4]!];
     expect(await formatServices(svc, { format: f({ stats: true }) })).toBe(

@@ -152,7 +152,9 @@ function schedFlagsText(s: ServiceInfo): string | undefined {
 function serviceName(s: ServiceInfo, k: SortKey, rule: boolean, namer: Namer): string {
   if ('fwmark' in s.key) {
     const v6 = k.af === AF_INET6;
-    return rule ? `-f ${k.fwmark}${v6 ? ' -6' : ''}` : `FWM  ${k.fwmark}${v6 ? ' IPv6' : ''}`;
+    // ipvsadm prints the (unsigned) mark with %d: marks from 2^31 up come out negative.
+    const mark = k.fwmark | 0;
+    return rule ? `-f ${mark}${v6 ? ' -6' : ''}` : `FWM  ${mark}${v6 ? ' IPv6' : ''}`;
   }
   const vname = namer.addrPort(k.address, k.port, k.protocol);
   if (rule) return `${PROTO_SWITCH[k.protocol] ?? '--xxx-service'} ${vname}`;

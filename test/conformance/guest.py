@@ -22,6 +22,10 @@ MS_BIND = 4096
 def new_netns(name=None):
     """Moves this thread into a new network namespace; with a name, also pins it as ip netns does."""
     check(libc.unshare(CLONE_NEWNET), 'unshare')
+    # No duplicate address detection: an address that is still tentative (link-local ones included)
+    # delays neighbour discovery past the client's first connection timeout in a slow guest.
+    for scope in ('all', 'default'):
+        sysctl(f'net.ipv6.conf.{scope}.accept_dad', 0)
     if name is not None:
         path = f'/run/netns/{name}'
         os.makedirs('/run/netns', exist_ok=True)

@@ -1,21 +1,15 @@
 // The xvs side: the same command cases through xvsadm, and the same traffic cases on the lab
 // topology built on the host (lib/topology.ts) with xvs attached to the director by xvsadm.
 //
-// How xvsadm reaches a table is decided in ONE place, `table()`: today every table is a pin
-// directory of its own (`--pin-path`, with `--attach IF --netns NS`), and xvsadm runs in this
-// process (the bin's own code; a process per command would cost seconds per case); once
-// `ip netns exec NS xvsadm` gives each network namespace its own table, switch VIA to 'netns-exec'.
+// xvsadm runs in this process (the bin's own code: a process per command would cost a second per
+// command). A traffic case works on the director namespace's own table (`--netns NS`, the table
+// `ip netns exec NS xvsadm` finds; test/netns-tables.test.ts drives that form through real
+// `ip netns exec` processes); the command cases share one pin directory of their own.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { stopDaemon } from '../../lib/daemon.js';
-import { Balancer } from '../../lib/balancer.js';
 import { xvsadm as runXvsadm } from '../../lib/cli/run.js';
-import { hasPins, removePins } from '../../lib/store.js';
 import { type Namespace, Topology, uniqueSuffix } from '../../lib/topology.js';
-import { XVSADM_BIN } from '../helpers/xvsadm.js';
 import { LAB, type CommandCase, type Result, type TrafficCase, type TrafficResult } from './model.js';
-
-const VIA: 'pin-path' | 'netns-exec' = 'pin-path';
 
 /** The kernel's connection table has 4096 buckets; xvs sizes its table when it creates the maps. */
 const ENV = { XVS_MAX_CONNECTIONS: '4096', XVS_NO_XVSD: '1' };
@@ -30,55 +24,27 @@ interface Table {
 }
 
 function table(netns: Namespace | undefined): Table {
-  if (VIA === 'netns-exec') {
-    if (!netns) throw new Error('netns-exec needs a namespace per table');
-    const argv = ['ip', 'netns', 'exec', netns.name, process.execPath, XVSADM_BIN];
-    return {
-      run: (args, stdin) => spawnResult(argv[0]!, [...argv.slice(1), ...args], stdin),
-      remove: async () => void (await spawnResult(argv[0]!, [...argv.slice(1), '--teardown'])),
-    };
-  }
-  const pinPath = `/sys/fs/bpf/xvs-conf-${uniqueSuffix(8)}`;
+  const where = netns ? ['--netns', netns.name] : [];
+  const env: Record<string, string> = netns ? ENV : { ...ENV, XVS_PIN_PATH: `/sys/fs/bpf/xvs-conf-${uniqueSuffix(8)}` };
   return {
-    run: (args, stdin = '') => inProcess(pinPath, args, stdin),
-    remove: () => removeTable(pinPath),
+    run: (args, stdin = '') => inProcess(env, [...where, ...args], stdin),
+    remove: async () => {
+      const r = await inProcess(env, [...where, '--teardown'], '');
+      if (r.status !== 0) throw new Error(`xvsadm --teardown: ${r.stderr}`);
+    },
   };
 }
 
-async function inProcess(pinPath: string, args: string[], stdin: string): Promise<Result> {
+async function inProcess(env: Record<string, string>, args: string[], stdin: string): Promise<Result> {
   let stdout = '';
   let stderr = '';
   const status = await runXvsadm(
     args,
     'xvsadm',
     { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), readStdin: () => stdin },
-    { ...ENV, XVS_PIN_PATH: pinPath },
+    env,
   );
   return { stdout, stderr, status };
-}
-
-async function removeTable(pinPath: string): Promise<void> {
-  if (!hasPins(pinPath)) return;
-  const b = Balancer.open({ pinPath });
-  try {
-    await stopDaemon(b.dataplane);
-  } finally {
-    b.close();
-  }
-  removePins(pinPath);
-}
-
-function spawnResult(file: string, args: string[], stdin = ''): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env: { ...process.env, ...ENV }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ stdout, stderr, status: status ?? -1 }));
-    child.stdin.end(stdin);
-  });
 }
 
 /**
@@ -161,8 +127,7 @@ export async function buildLab(): Promise<HostLab> {
 export async function runTrafficCase(lab: HostLab, c: TrafficCase): Promise<TrafficResult> {
   const t = table(lab.ns.lb);
   try {
-    const [first, ...rest] = lab.lbInterfaces;
-    for (const args of [['--attach', first!, '--netns', lab.ns.lb!.name], ...rest.map((i) => ['--attach', i])]) {
+    for (const args of lab.lbInterfaces.map((i) => ['--attach', i])) {
       const r = await t.run(args);
       if (r.status !== 0) throw new Error(`xvsadm ${args.join(' ')}: ${r.stderr}`);
     }

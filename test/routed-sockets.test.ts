@@ -11,7 +11,9 @@
 //     UDP direct             Conns 1  InPkts 1  OutPkts 0  InBytes 32   OutBytes 0
 //   and every real server ActiveConn 0, InActConn 1.
 // (The kernel's director holds the VIP, so it needs accept_local=1 to forward replies from it;
-// xvs's balancer does not hold it.)
+// xvs's balancer does not hold it.) Whether the real server acknowledges the client's FIN with an
+// ACK of its own before its FIN depends on timing (delayed ACK): 3 replies of 167 bytes on a fast
+// machine, 4 of 219 in the slow guest; both are exact counts of what crossed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Balancer, type ServiceKey } from '../lib/balancer.js';
 import { attachDecap, type DecapHandle } from '../lib/decap.js';
@@ -107,7 +109,8 @@ describe('replies that cross the balancer, with real sockets, against the kernel
     const listing = lb.list();
     for (const [key, , , via] of SERVICES) {
       const svc = listing.find((s) => JSON.stringify(s.key) === JSON.stringify(key))!;
-      const want = KERNEL_STATS[key.protocol][via ? 'via' : 'direct'];
+      let want = KERNEL_STATS[key.protocol][via ? 'via' : 'direct'];
+      if (key.protocol === 'tcp' && via && svc.stats.outpkts === 3n) want = { ...want, outpkts: 3n, outbytes: 167n };
       expect({ key, stats: svc.stats }).toEqual({ key, stats: want });
       expect(svc.realServers[0]!.stats).toEqual(want);
       expect([svc.realServers[0]!.activeConns, svc.realServers[0]!.inactiveConns]).toEqual([0, 1]);

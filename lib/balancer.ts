@@ -10,6 +10,7 @@ import * as L from './layout.js';
 import { type XdpLink, withNetns } from './libbpf.js';
 import { MarkClassifier, type MarkRule } from './mark.js';
 import { NeighbourPrimer } from './neigh.js';
+import { PROTO_NUMBER, protocolOf, type Protocol } from './protocol.js';
 import { ensureBpffsBind } from './nstable.js';
 import { RangeAllocator, type Range } from './ranges.js';
 import { writeRoutedReplyFlags } from './routed.js';
@@ -25,7 +26,7 @@ import { checkTunnel, storedTunnel, TUN_TYPE_ENUM, tunnelFlags, type TunnelSetti
 export type { TunnelSource } from './tunnel.js';
 export type { TunnelChecksum, TunnelSettings, TunnelType } from './tuntype.js';
 
-export type Protocol = 'tcp' | 'udp' | 'sctp';
+export type { Protocol } from './protocol.js';
 export type Method = 'dr' | 'nat' | 'tun';
 export type XdpMode = 'native' | 'generic';
 export type { ConnectionInfo } from './connections.js';
@@ -36,7 +37,6 @@ export const DEFAULT_SCHEDULER = 'wlc';
 /** ipvsadm's -p without a value. */
 export const DEFAULT_PERSISTENT_TIMEOUT = 360;
 const MAX_PERSISTENT_TIMEOUT = 86400 * 31;
-const PROTO_NUMBER: Record<Protocol, number> = { tcp: 6, udp: 17, sctp: 132 };
 const METHOD_ENUM: Record<Method, string> = { dr: 'XVS_FWD_DR', nat: 'XVS_FWD_NAT', tun: 'XVS_FWD_TUN' };
 const SCHED_FLAG_BITS: Record<string, number> = {
   'flag-1': 1, 'flag-2': 2, 'flag-3': 4, 'sh-fallback': 1, 'sh-port': 2, 'mh-fallback': 1, 'mh-port': 2,
@@ -1188,7 +1188,7 @@ export class Balancer {
 function storedServiceKey(k: store.StoredService['key']): ServiceKey {
   const family = k.af === afNumber('inet6') ? 'inet6' : 'inet';
   if (k.fwmark) return { fwmark: k.fwmark, family };
-  return { protocol: protocolOf(k.proto), address: formatAddress(k.addr, family), port: k.port };
+  return { protocol: protocolOf(k.proto) ?? 'tcp', address: formatAddress(k.addr, family), port: k.port };
 }
 
 function destState(d: store.StoredDest, methods: Map<number, Method>, enumValue: (e: string, n: string) => number): DestState {
@@ -1226,6 +1226,3 @@ function schedDests(dests: readonly DestState[]): SchedDest[] {
 }
 
 /** The protocol of an IP protocol number of a stored service. */
-function protocolOf(proto: number): Protocol {
-  return (Object.keys(PROTO_NUMBER) as Protocol[]).find((p) => PROTO_NUMBER[p] === proto) ?? 'tcp';
-}

@@ -2,10 +2,9 @@
 // connections and persistence templates. The per real server counts (ActiveConn, InActConn,
 // PersistConn) are not derived from it: the dataplane keeps them exactly in dest_conns.
 import { AF_INET6, formatAddress, type Family } from './address.js';
-import type { Protocol } from './balancer.js';
 import { type Dataplane, u32 } from './dataplane.js';
 import * as L from './layout.js';
-import { listSipTemplates } from './sip.js';
+import { IPPROTO_SCTP, IPPROTO_TCP, protocolOf, type Protocol } from './protocol.js';
 
 export interface ConnectionInfo {
   /** 'ip' for the persistence templates of firewall-mark services (IPVS's IPPROTO_IP). */
@@ -41,10 +40,6 @@ export interface DestRef {
   port: number;
 }
 
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
-const IPPROTO_SCTP = 132;
-const PROTOCOLS: Record<number, Protocol> = { [IPPROTO_TCP]: 'tcp', [IPPROTO_UDP]: 'udp', [IPPROTO_SCTP]: 'sctp' };
 /** enum xvs_sctp_state → the name ip_vs_proto_sctp.c prints, where it is not the enum's own. */
 const SCTP_NAMES: Record<string, string> = {
   COOKIE_SENT: 'C-SENT', COOKIE_REPLIED: 'C-REPLIED', COOKIE_WAIT: 'C-WAIT', COOKIE_ECHOED: 'C-ECHOED',
@@ -76,7 +71,7 @@ export function listConnections(dp: Dataplane, destOf: (index: number) => DestRe
   const out: ConnectionInfo[] = [];
   for (const [kb, vb] of dp.map('conns').entries()) {
     const k = L.connKey.decode(kb);
-    const protocol = PROTOCOLS[k.proto];
+    const protocol = protocolOf(k.proto);
     if (k.dir !== dirIn || !protocol) continue;
     const c = L.conn.decode(vb);
     const d = live(c.dest, c.destGen);
@@ -102,7 +97,7 @@ export function listConnections(dp: Dataplane, destOf: (index: number) => DestRe
     // An invalidated template (ip_vs_check_template) shows 65535 as both ports.
     const realPort = k.dport === INVALID_TEMPLATE_PORT ? k.dport : k.dport ? d.port : 0;
     out.push({
-      protocol: PROTOCOLS[k.proto] ?? 'ip',
+      protocol: protocolOf(k.proto) ?? 'ip',
       state: t.state & assured ? 'ASSURED' : 'NONE',
       expiresMs: left(t.lastSeen, t.timeout),
       client: { address: formatAddress(k.saddr, family), port: 0 },
@@ -132,4 +127,30 @@ function sctpStateNames(dp: Dataplane): Map<number, string> {
     if (short !== 'LAST') names.set(value, SCTP_NAMES[short] ?? short);
   }
   return names;
+}
+
+/** The sip templates as ipvsadm -c lists them: a template with pe name and data (the Call-ID). */
+function listSipTemplates(dp: Dataplane, live: (index: number, gen: number) => DestRef | undefined): ConnectionInfo[] {
+  const now = dp.now();
+  const out: ConnectionInfo[] = [];
+  for (const [kb, vb] of dp.map('sip_templates').entries()) {
+    const sk = L.sipKey.decode(kb);
+    const k = L.tplKey.decode(sk.tpl);
+    const t = L.template.decode(vb);
+    const d = live(t.dest, t.destGen);
+    if (!d) continue;
+    const family: Family = k.af === AF_INET6 ? 'inet6' : 'inet';
+    const left = Number(t.lastSeen + BigInt(t.timeout) * 1_000_000_000n - now) / 1e6;
+    out.push({
+      protocol: protocolOf(k.proto) ?? 'ip',
+      state: 'NONE', // as Linux 6.1 lists sip templates
+      expiresMs: Math.max(0, left),
+      client: { address: formatAddress(k.saddr, family), port: 0 },
+      virtual: { address: k.proto ? formatAddress(k.daddr, family) : formatAddress(k.daddr, 'inet'), port: k.dport },
+      real: { address: d.address, port: k.dport ? d.port : 0 },
+      template: true,
+      pe: { name: 'sip', data: sk.callid.subarray(0, Math.min(sk.len, 255)).toString('latin1') },
+    });
+  }
+  return out;
 }

@@ -8,6 +8,7 @@ import type { Balancer } from './balancer.js';
 import type { Dataplane } from './dataplane.js';
 import { ESTIMATOR_INTERVAL_MS } from './estimator.js';
 import { dropIfStale } from './nstable.js';
+import { pidAlive } from './pid.js';
 import * as store from './store.js';
 
 /** A heartbeat older than this means xvsd is stuck or gone. */
@@ -17,16 +18,6 @@ const STOP_TIMEOUT_MS = 5_000;
 
 /** The Balancer method of the connection expiry sweeper, called on every tick when it exists. */
 export const SWEEPER_METHOD = 'expireConnections';
-
-export function pidAlive(pid: number): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** xvsd's pid when it runs and ticks for this balancer, else undefined. */
 export function runningDaemon(dp: Dataplane): number | undefined {

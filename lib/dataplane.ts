@@ -58,7 +58,7 @@ const ENUM_NAMES = [
   'xvs_tpl_state',
 ];
 
-export type Stats = Omit<L.Decoded<typeof L.stats.fields>, never>;
+export type Stats = L.Stats;
 
 export const ZERO_STATS: Stats = { conns: 0n, inpkts: 0n, outpkts: 0n, inbytes: 0n, outbytes: 0n };
 

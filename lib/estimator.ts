@@ -7,8 +7,16 @@
 // bytes per second by 2^5; the 2 s interval folded into the shifts) in u64 arithmetic, and read
 // back rounded as ip_vs_read_estimator() does. The state lives in the pinned map rate_est, so
 // that xvsadm --rate reads what the daemon computed.
-import type { Dataplane, Stats } from './dataplane.js';
+import type { BpfMap } from './libbpf.js';
 import * as L from './layout.js';
+
+type Stats = L.Stats;
+
+/** What the estimator uses of a loaded dataplane (lib/dataplane.ts, which calls forgetEstimate). */
+interface StatsSource {
+  map(name: string): BpfMap;
+  readStats(map: 'svc_stats' | 'dest_stats', index: number): Stats;
+}
 
 export const ESTIMATOR_INTERVAL_MS = 2000;
 
@@ -75,13 +83,13 @@ function estKey(kind: EstKind, index: number): Buffer {
 }
 
 /** The rates of a service (by id) or real server (by dests index); zero before the first tick. */
-export function readRates(dp: Dataplane, kind: EstKind, index: number): Rates {
+export function readRates(dp: StatsSource, kind: EstKind, index: number): Rates {
   const raw = dp.map('rate_est').lookup(estKey(kind, index));
   return raw ? ratesOf(L.est.decode(raw)) : ZERO_RATES;
 }
 
 /** Forgets the estimate (ip_vs_zero_estimator): the next tick starts again from the counters. */
-export function forgetEstimate(dp: Dataplane, kind: EstKind, index: number): void {
+export function forgetEstimate(dp: StatsSource, kind: EstKind, index: number): void {
   dp.map('rate_est').delete(estKey(kind, index));
 }
 
@@ -92,7 +100,7 @@ export function forgetEstimate(dp: Dataplane, kind: EstKind, index: number): voi
  * `restart` (a starting xvsd): every estimate starts again from the counters as they are, so that
  * traffic counted while no xvsd ran is not taken for the last 2 seconds'.
  */
-export function estimateAll(dp: Dataplane, objects: { kind: EstKind; index: number }[], restart = false): void {
+export function estimateAll(dp: StatsSource, objects: { kind: EstKind; index: number }[], restart = false): void {
   const map = dp.map('rate_est');
   const keys: Buffer[] = [];
   const values: Buffer[] = [];

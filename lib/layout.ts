@@ -117,6 +117,9 @@ export const stats = new StructCodec('xvs_stats', 40, {
   outbytes: f(32, 'u64'),
 });
 
+/** Counters of a service or real server (xvs_stats), summed over CPUs. */
+export type Stats = Decoded<typeof stats.fields>;
+
 export const connKey = new StructCodec('xvs_conn_key', 40, {
   saddr: f(0, 'addr'), daddr: f(16, 'addr'), sport: f(32, 'be16'), dport: f(34, 'be16'),
   proto: f(36, 'u8'), af: f(37, 'u8'), dir: f(38, 'u8'),

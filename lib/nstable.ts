@@ -20,11 +20,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { pidAlive } from './daemon.js';
 import type { Dataplane } from './dataplane.js';
 import { errors } from './errors.js';
 import * as L from './layout.js';
 import { BpfMap, netnsCookie, netnsPath } from './libbpf.js';
+import { pidAlive } from './pid.js';
 import { hasPins, isBpffs, readCtl, removePins } from './store.js';
 
 export const BPFFS = '/sys/fs/bpf';

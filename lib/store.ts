@@ -6,10 +6,15 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { AF_INET6, formatAddress } from './address.js';
-import type { Dataplane } from './dataplane.js';
 import { errors } from './errors.js';
 import * as L from './layout.js';
 import { BpfError, BpfMap, XdpLink, unpin } from './libbpf.js';
+
+/** What the store uses of a loaded dataplane (lib/dataplane.ts, which opens and pins through here). */
+interface Dataplane {
+  map(name: string): BpfMap;
+  enumValue(enumName: string, name: string): number;
+}
 
 export const DEFAULT_PIN_PATH = '/sys/fs/bpf/xvs';
 const BPF_FS_MAGIC = 0xcafe4a11;

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Balancer } from '../lib/balancer.js';
-import { pidAlive } from '../lib/daemon.js';
+import { pidAlive } from '../lib/pid.js';
 import { buildLab, VIP, type Lab } from '../lib/demo/lab.js';
 import { readCtl } from '../lib/store.js';
 import { uniqueSuffix } from '../lib/topology.js';

@@ -8,6 +8,7 @@ import type { ServiceKey } from '../lib/balancer.js';
 import { XvsError } from '../lib/errors.js';
 import { NET, packetLab, type PacketLab } from './helpers/lb.js';
 import { buildFrame, parseFrame } from './helpers/packet.js';
+import { TestClock } from './helpers/clock.js';
 import { recount } from './helpers/recount.js';
 
 const VIP = '10.0.0.100';
@@ -18,25 +19,14 @@ const R3 = '10.1.0.13';
 const REAL_BY_MAC = new Map(Object.entries(NET.neighbours).filter(([a]) => !a.includes(':')).map(([a, m]) => [m, a]));
 const web: ServiceKey = { protocol: 'tcp', address: VIP, port: 80 };
 const dns: ServiceKey = { protocol: 'udp', address: VIP, port: 53 };
-const S = 1_000_000_000n;
 
 let lab: PacketLab;
-let now = 0n;
+const clock = new TestClock(() => lab.lb);
+const at = (seconds: number) => clock.at(seconds);
+const advance = (seconds: number) => clock.advance(seconds);
 let nextPort = 10000;
 
-function at(seconds: number): void {
-  now = BigInt(seconds) * S;
-  lab.lb.dataplane.setClock(now);
-}
 
-/** Moves the clock on by `seconds`, sweeping every second as a 1 s sweeper would. */
-function advance(seconds: number): void {
-  for (let i = 0; i < seconds; i++) {
-    now += S;
-    lab.lb.dataplane.setClock(now);
-    lab.lb.expire();
-  }
-}
 
 interface Sent {
   verdict: string;
@@ -129,7 +119,7 @@ describe('connection counts and states', () => {
     lab.lb.addRealServer(web, { address: R1 });
     lab.lb.setTimeouts({ tcp: 5 });
     const { sport } = connect();
-    at(Number(now / S) + 10);
+    at(clock.seconds + 10);
     expect(tcp(sport, 'A').verdict).toBe('pass');
     expect(counts()).toEqual({ [R1]: [0, 0, 0] });
     expect(lab.lb.reasons().pass_no_conn).toBe(1n);

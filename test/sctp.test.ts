@@ -12,8 +12,9 @@ import { packageRoot } from '../lib/native.js';
 import { formatConnections } from '../lib/cli/format.js';
 import { ADDR, NET, packetLab, type PacketLab } from './helpers/lb.js';
 import { buildFrame, parseFrame } from './helpers/packet.js';
+import { TestClock } from './helpers/clock.js';
 import { recount } from './helpers/recount.js';
-import { CHUNK, chunk, chunks, crc32c, filler, parseSctp, sctpPacket, type ChunkName } from './helpers/sctp.js';
+import { CHUNK, chunk, chunks, crc32c, parseSctp, sctpPacket, type ChunkName } from './helpers/sctp.js';
 
 const { vip: VIP, vip6: VIP6, client: CLIENT, client6: CLIENT6 } = ADDR;
 const NAT_REAL = '10.1.0.21';
@@ -22,7 +23,6 @@ const DR_REAL = '10.1.0.11';
 const TUN_REAL = '10.1.0.12';
 const SAME_PORT_REAL = '10.1.0.13';
 const IPPROTO_SCTP = 132;
-const S = 1_000_000_000n;
 
 const nat: ServiceKey = { protocol: 'sctp', address: VIP, port: 5000 };
 const dr: ServiceKey = { protocol: 'sctp', address: VIP, port: 5001 };
@@ -31,22 +31,12 @@ const samePort: ServiceKey = { protocol: 'sctp', address: VIP, port: 5003 };
 const nat6: ServiceKey = { protocol: 'sctp', address: VIP6, port: 5000 };
 
 let lab: PacketLab;
-let now = 0n;
+const clock = new TestClock(() => lab.lb);
+const at = (seconds: number) => clock.at(seconds);
+const advance = (seconds: number) => clock.advance(seconds);
 let nextPort = 20000;
 
-function at(seconds: number): void {
-  now = BigInt(seconds) * S;
-  lab.lb.dataplane.setClock(now);
-}
 
-/** Moves the clock on by `seconds`, sweeping every second as a 1 s sweeper would. */
-function advance(seconds: number): void {
-  for (let i = 0; i < seconds; i++) {
-    now += S;
-    lab.lb.dataplane.setClock(now);
-    lab.lb.expire();
-  }
-}
 
 interface Sent {
   verdict: string;

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { ServiceKey, ServiceOptions } from '../lib/balancer.js';
 import { NET, packetLab, type PacketLab } from './helpers/lb.js';
 import { buildFrame, parseFrame } from './helpers/packet.js';
+import { TestClock } from './helpers/clock.js';
 import { recount } from './helpers/recount.js';
 
 const VIP = '10.0.0.100';
@@ -15,7 +16,6 @@ const R1 = '10.1.0.11';
 const R2 = '10.1.0.12';
 const REAL_BY_MAC = new Map(Object.entries(NET.neighbours).filter(([a]) => !a.includes(':')).map(([a, m]) => [m, a]));
 const sip: ServiceKey = { protocol: 'udp', address: VIP, port: 5060 };
-const S = 1_000_000_000n;
 
 interface KernelCase {
   name: string;
@@ -26,21 +26,12 @@ interface KernelCase {
 const KERNEL: KernelCase[] = JSON.parse(readFileSync(new URL('./fixtures/sip-callid-linux61.json', import.meta.url), 'utf8'));
 
 let lab: PacketLab;
-let now = 0n;
+const clock = new TestClock(() => lab.lb);
+const at = (seconds: number) => clock.at(seconds);
+const advance = (seconds: number) => clock.advance(seconds);
 let nextPort = 20000;
 
-function at(seconds: number): void {
-  now = BigInt(seconds) * S;
-  lab.lb.dataplane.setClock(now);
-}
 
-function advance(seconds: number): void {
-  for (let i = 0; i < seconds; i++) {
-    now += S;
-    lab.lb.dataplane.setClock(now);
-    lab.lb.expire();
-  }
-}
 
 function message(callid: string, method = 'INVITE'): string {
   return `${method} sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.2.0.5\r\nCall-ID: ${callid}\r\nCSeq: 1 ${method}\r\n\r\n`;

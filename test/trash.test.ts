@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { ServiceKey } from '../lib/balancer.js';
 import { NET, packetLab, type PacketLab } from './helpers/lb.js';
 import { buildFrame, parseFrame } from './helpers/packet.js';
+import { TestClock } from './helpers/clock.js';
 import { recount } from './helpers/recount.js';
 
 const VIP = '10.0.0.100';
@@ -18,27 +19,14 @@ const R2 = '10.1.0.12';
 const REAL_BY_MAC = new Map(Object.entries(NET.neighbours).filter(([a]) => !a.includes(':')).map(([a, m]) => [m, a]));
 const web: ServiceKey = { protocol: 'tcp', address: VIP, port: 80 };
 const dns: ServiceKey = { protocol: 'udp', address: VIP, port: 53 };
-const S = 1_000_000_000n;
 
 let lab: PacketLab;
-let now = 0n;
+const clock = new TestClock(() => lab.lb);
+const at = (seconds: number) => clock.at(seconds);
+const advance = (seconds: number) => clock.advance(seconds);
 let nextPort = 20000;
 
-function at(seconds: number): void {
-  now = BigInt(seconds) * S;
-  lab.lb.dataplane.setClock(now);
-}
 
-/** Moves the clock on by `seconds`, sweeping every second as xvsd would. */
-function advance(seconds: number): number {
-  let freed = 0;
-  for (let i = 0; i < seconds; i++) {
-    now += S;
-    lab.lb.dataplane.setClock(now);
-    freed += lab.lb.expire().trashFreed;
-  }
-  return freed;
-}
 
 interface Sent {
   verdict: string;

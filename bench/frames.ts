@@ -1,5 +1,5 @@
 // The frames of the benchmarks: a 64-byte Ethernet/IPv4/TCP-or-UDP template that the generator
-// program (bpf/bench_gen.bpf.c) completes per flow, and the flow numbering it shares with the
+// program (bench/bpf/bench_gen.bpf.c) completes per flow, and the flow numbering it shares with the
 // control-plane side (prefilled connections, expected tuples).
 import { isIPv4 } from 'node:net';
 

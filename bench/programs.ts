@@ -1,4 +1,4 @@
-// The benchmark's own XDP programs (bpf/bench_*.bpf.c): the traffic generator, the empty
+// The benchmark's own XDP programs (bench/bpf/bench_*.bpf.c): the traffic generator, the empty
 // baseline, the minimal MAC-rewrite forwarder and the counting sink of the real servers.
 import { join } from 'node:path';
 import { u32 } from '../lib/dataplane.js';
@@ -173,7 +173,7 @@ function macBuffer(mac: string): Buffer {
   return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
 }
 
-/** The minimal forwarders (bpf/bench_fwd.bpf.c): to the ports in turn with their MACs, or to the
+/** The minimal forwarders (bench/bpf/bench_fwd.bpf.c): to the ports in turn with their MACs, or to the
  * next hops in turn with bpf_fib_lookup finding the port and MACs. */
 export class Forwarder {
   private readonly obj: BpfObject;

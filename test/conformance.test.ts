@@ -35,7 +35,7 @@ async function hostSide() {
     for (const c of trafficCases) traffic.push(await runTrafficCase(lab, c));
     return { commands, traffic };
   } finally {
-    await lab.topology.destroy();
+    await lab.destroy();
   }
 }
 

@@ -293,6 +293,8 @@ export const trafficCases: TrafficCase[] = [
   needs('trash', traffic('real server back from the trash', `-A -t ${VIP}:80 -s rr;${reals(`-t ${VIP}:80`, '-m')}`, `tcp ${VIP}:80 3 hold 3; adm -d -t ${VIP}:80 -r 10.1.0.1; adm -a -t ${VIP}:80 -r 10.1.0.1 -m; snap; close`)),
   needs('dr-replies', traffic('dr udp', `-A -u ${VIP}:53 -s rr;${reals(`-u ${VIP}:53`, '-g')}`, `udp ${VIP}:53 3; snap`)),
   needs('dr-replies', traffic('dr rr', `-A -t ${VIP}:80 -s rr;${reals(`-t ${VIP}:80`, '-g')}`, `tcp ${VIP}:80 6; snap`)),
+  traffic('tun rr', `-A -t ${VIP}:80 -s rr;${reals(`-t ${VIP}:80`, '-i')}`, `tcp ${VIP}:80 6 hold 2; snap`),
+  traffic('tun udp wlc', `-A -u ${VIP}:53 -s wlc;${reals(`-u ${VIP}:53`, '-i -w 2')}`, `udp ${VIP}:53 4; snap`),
   needs('dr-replies', traffic('dr ipv6', `-A -t ${VIP6}:80 -s rr;${reals6(`-t ${VIP6}:80`, '-g')}`, `tcp ${VIP6}:80 3; snap`)),
   needs('trash', traffic('clear keeps connections', `-A -t ${VIP}:80 -s rr;${reals(`-t ${VIP}:80`, '-m')}`, `tcp ${VIP}:80 3; adm -C; snap`)),
   needs('assured', traffic('persistence template assured', `-A -t ${VIP}:80 -s rr -p 60;${reals(`-t ${VIP}:80`, '-m')}`, `tcp ${VIP}:80 1 hold 1; snap; close`)),

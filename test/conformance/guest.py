@@ -79,8 +79,12 @@ def guest_topology(n):
         for scope in ('all', 'default'):
             sysctl(f'net.ipv4.conf.{scope}.arp_ignore', 1)
             sysctl(f'net.ipv4.conf.{scope}.arp_announce', 2)
+        # TUN real servers take IPIP on tunl0 (the ipip module makes one in every namespace), whose
+        # packets come from the director's address while the reply leaves by eth0: no rp_filter.
+        for scope in ('all', 'default'):
+            sysctl(f'net.ipv4.conf.{scope}.rp_filter', 0)
         must(['ip', '-b', '-'], '\n'.join([
-            'link set lo up', f'addr add {VIP}/32 dev lo', f'addr add {VIP6}/128 dev lo',
+            'link set lo up', 'link set tunl0 up', f'addr add {VIP}/32 dev lo', f'addr add {VIP6}/128 dev lo',
             f'link add eth0 type veth peer name r{i} netns {name(ns["lb"])}',
             f'addr add 10.{i}.0.1/24 dev eth0', f'addr add fd00:{i}::1/64 dev eth0 nodad', 'link set eth0 up',
             f'route add default via 10.{i}.0.254', f'route add default via fd00:{i}::fe',

@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { xvsadm as runXvsadm } from '../../lib/cli/run.js';
+import { attachDecap, type DecapHandle } from '../../lib/decap.js';
 import { type Namespace, Topology, uniqueSuffix } from '../../lib/topology.js';
 import { LAB, type CommandCase, type Result, type TrafficCase, type TrafficResult } from './model.js';
 
@@ -81,6 +82,8 @@ export interface HostLab {
   ns: Record<string, Namespace>;
   /** The director's interfaces, where xvs is attached. */
   lbInterfaces: string[];
+  /** Detaches the real servers' decapsulators and removes the namespaces. */
+  destroy(): Promise<void>;
 }
 
 /**
@@ -90,6 +93,7 @@ export interface HostLab {
  */
 export async function buildLab(): Promise<HostLab> {
   const topology = new Topology({ prefix: 'conf' });
+  const decaps: DecapHandle[] = [];
   try {
     const client = await topology.addNamespace('client');
     const lb = await topology.addNamespace('lb');
@@ -115,9 +119,18 @@ export async function buildLab(): Promise<HostLab> {
       await r.acceptVip(VIP);
       await r.acceptVip(VIP6);
       ns[`r${i}`] = r;
+      // TUN real servers: xvs's decapsulator stands in for the ipip module the host lacks.
+      decaps.push(attachDecap('eth0', { netns: r.name }));
     }
-    return { topology, ns, lbInterfaces: ['client', ...Array.from({ length: REALS }, (_, i) => `r${i + 1}`)] };
+    return {
+      topology, ns, lbInterfaces: ['client', ...Array.from({ length: REALS }, (_, i) => `r${i + 1}`)],
+      destroy: async () => {
+        for (const d of decaps) d.detach();
+        await topology.destroy();
+      },
+    };
   } catch (e) {
+    for (const d of decaps) d.detach();
     await topology.destroy();
     throw e;
   }

@@ -9,8 +9,8 @@
 // keyed by all of them: a boot runs only the cases the cache lacks. XVS_CONFORMANCE_FRESH=1 runs all.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { packageRoot } from '../../lib/native.js';
 import { GUEST, LAB, type Job, type Result as RunResult, type TrafficResult } from './model.js';
 
@@ -62,7 +62,7 @@ function initScript(dir: string): string {
     'export PATH=/usr/sbin:/usr/bin:/sbin:/bin',
     'mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp',
     `modprobe -a ${MODULES.join(' ')} > ${dir}/modprobe.log 2>&1`,
-    `python3 ${GUEST} ${dir}/job.json ${dir}/result.jsonl > ${dir}/lab.log 2>&1`,
+    `python3 -B ${dir}/guest.py ${dir}/job.json ${dir}/result.jsonl > ${dir}/lab.log 2>&1`,
     'poweroff -f',
     '',
   ].join('\n');
@@ -121,6 +121,8 @@ async function bootFor(todo: { commands: Keyed<unknown>[]; traffic: Keyed<unknow
   const dir = mkdtempSync('/var/tmp/xvs-conformance-');
   try {
     writeFileSync(join(dir, 'job.json'), JSON.stringify(todo));
+    // The scripts run from here: the checkout may itself lie under /tmp, hidden by the guest's tmpfs.
+    for (const script of [GUEST, LAB]) copyFileSync(script, join(dir, basename(script)));
     writeFileSync(join(dir, 'init.sh'), initScript(dir), { mode: 0o755 });
     let console = '';
     let bootError: Error | undefined;

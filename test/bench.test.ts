@@ -76,6 +76,8 @@ describe('npm run bench --smoke', () => {
         cwd: root,
         maxBuffer: 16 * 1024 * 1024,
         env: { ...process.env, XVS_BENCH_NS_PREFIX: prefix },
+        // Ended (SIGTERM: it removes its namespaces) before the test's own timeout gives up on it.
+        timeout: 170_000,
       });
       for (const heading of ['Per-packet cost', 'Throughput through namespaces', 'Connection table', 'Control plane']) {
         expect(stdout).toContain(heading);
@@ -116,6 +118,11 @@ describe('npm run bench --smoke', () => {
       expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(`${prefix}-`);
     } finally {
       rmSync(out, { recursive: true, force: true });
+      // Whatever a bench killed half-way left behind (a failing run must not leave namespaces).
+      for (const ns of execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n')) {
+        const name = ns.split(' ')[0]!;
+        if (name.startsWith(`${prefix}-`)) execFileSync('ip', ['netns', 'del', name]);
+      }
     }
   }, 180_000);
 });

@@ -25,13 +25,12 @@ import { errors } from './errors.js';
 import * as L from './layout.js';
 import { BpfMap, netnsCookie, netnsPath } from './libbpf.js';
 import { pidAlive } from './pid.js';
-import { hasPins, isBpffs, readCtl, removePins } from './store.js';
+import { hasPins, isBpffs, NETNS_TABLES, readCtl, removePins } from './store.js';
 
 export const BPFFS = '/sys/fs/bpf';
 /** Where xvs keeps a bind mount of the host's bpffs that `ip netns exec` copies. */
 export const BPFFS_BIND = '/run/xvs/bpffs';
 const HOST_TABLE = 'xvs';
-const NETNS_TABLES = 'xvs-netns';
 
 /** The table a command works on. */
 export interface Table {

@@ -3,7 +3,7 @@
 // plane's own maps (bpf/xvs_ctl.h) and one pinned XDP link per interface. Successive xvsadm calls,
 // xvsd and API users open the same maps, rebuild the Balancer's in-memory state from them
 // (readState) and serialise their changes with a lock that is itself a map entry.
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statfsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { AF_INET6, formatAddress } from './address.js';
 import { errors } from './errors.js';
@@ -15,6 +15,9 @@ interface Dataplane {
   map(name: string): BpfMap;
   enumValue(enumName: string, name: string): number;
 }
+
+/** Under the bpffs: the directory of the named network namespaces' tables (lib/nstable.ts). */
+export const NETNS_TABLES = 'xvs-netns';
 
 export const DEFAULT_PIN_PATH = '/sys/fs/bpf/xvs';
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -152,6 +155,15 @@ export function detachPinnedLink(pinPath: string, ifname: string): boolean {
 export function removePins(pinPath: string): void {
   for (const ifname of pinnedInterfaces(pinPath)) detachPinnedLink(pinPath, ifname);
   rmSync(pinPath, { recursive: true, force: true });
+  // The directory of the namespaces' tables goes with the last of them.
+  // rmdir, not rm -r: it fails, harmlessly, when another namespace's table is (being) made there.
+  const parent = dirname(pinPath);
+  if (basename(parent) !== NETNS_TABLES) return;
+  try {
+    rmdirSync(parent);
+  } catch {
+    // not empty, or gone already
+  }
 }
 
 // --- control state -----------------------------------------------------------------------------
